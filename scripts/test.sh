@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit and
+# integration tests against a real server, and the browser tests in headless
+# Chromium. Installs what it needs first (scripts/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets
+if [ -f e2e/package.json ]; then
+  cargo build --release --bin auralis
+  (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)
+fi

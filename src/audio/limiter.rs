@@ -1,0 +1,124 @@
+//! A soft limiter for the master bus. Ambient mixes swell slowly (long pad
+//! releases stack), so gain is ridden smoothly; a final soft-knee curve catches
+//! what the envelope is too slow for, so output never hard-clips or crackles.
+
+/// Linear ceiling the limiter holds peaks under: about -1 dBFS, leaving room
+/// for inter-sample peaks in lossy re-encoding.
+const CEILING: f32 = 0.891;
+/// Level above which the soft-knee curve starts bending the waveform.
+const KNEE: f32 = 0.7;
+
+pub struct SoftLimiter {
+    gain: f32,
+    release: f32,
+}
+
+impl Default for SoftLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SoftLimiter {
+    pub fn new() -> Self {
+        // Gain recovers over ~400 ms: slow enough not to pump on a piano attack.
+        let release = 1.0 - (-1.0 / (0.4 * crate::SAMPLE_RATE as f32)).exp();
+        Self { gain: 1.0, release }
+    }
+
+    /// Limits a stereo block in place. Stateful sample by sample, so the result
+    /// does not depend on how the stream is cut into blocks.
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            let peak = l.abs().max(r.abs());
+            let wanted = if peak * self.gain > CEILING {
+                CEILING / peak
+            } else {
+                1.0
+            };
+            if wanted < self.gain {
+                self.gain = wanted;
+            } else {
+                self.gain += (wanted - self.gain) * self.release;
+            }
+            *l = soft_knee(*l * self.gain);
+            *r = soft_knee(*r * self.gain);
+        }
+    }
+}
+
+/// Identity below the knee; above it, a tanh curve that approaches the ceiling
+/// asymptotically, continuous in value and slope at the knee.
+fn soft_knee(x: f32) -> f32 {
+    let a = x.abs();
+    if a <= KNEE || !a.is_finite() {
+        return if a.is_finite() { x } else { 0.0 };
+    }
+    let span = CEILING - KNEE;
+    let bent = KNEE + span * ((a - KNEE) / span).tanh();
+    bent.copysign(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_signal_passes_unchanged() {
+        let mut lim = SoftLimiter::new();
+        let mut l = vec![0.3_f32, -0.5, 0.69];
+        let mut r = l.clone();
+        lim.process(&mut l, &mut r);
+        assert_eq!(l, vec![0.3, -0.5, 0.69]);
+    }
+
+    #[test]
+    fn loud_signal_never_exceeds_the_ceiling() {
+        let mut lim = SoftLimiter::new();
+        let mut l: Vec<f32> = (0..44_100).map(|i| 4.0 * (i as f32 * 0.05).sin()).collect();
+        let mut r = l.clone();
+        lim.process(&mut l, &mut r);
+        assert!(l.iter().chain(&r).all(|x| x.abs() <= CEILING));
+    }
+
+    #[test]
+    fn limiting_is_smooth_not_clipped() {
+        let mut lim = SoftLimiter::new();
+        let input: Vec<f32> = (0..4_410).map(|i| 2.0 * (i as f32 * 0.01).sin()).collect();
+        let mut l = input.clone();
+        let mut r = input;
+        lim.process(&mut l, &mut r);
+        let max_step = l
+            .windows(2)
+            .map(|w| (w[1] - w[0]).abs())
+            .fold(0.0, f32::max);
+        assert!(max_step < 0.05, "largest sample-to-sample step {max_step}");
+    }
+
+    #[test]
+    fn non_finite_input_becomes_silence() {
+        let mut lim = SoftLimiter::new();
+        let mut l = vec![f32::NAN, f32::INFINITY];
+        let mut r = vec![0.0, f32::NEG_INFINITY];
+        lim.process(&mut l, &mut r);
+        assert!(l
+            .iter()
+            .chain(&r)
+            .all(|x| x.is_finite() && x.abs() <= CEILING));
+    }
+
+    #[test]
+    fn result_does_not_depend_on_block_size() {
+        let input: Vec<f32> = (0..10_000)
+            .map(|i| 3.0 * (i as f32 * 0.003).sin())
+            .collect();
+        let mut whole = (input.clone(), input.clone());
+        SoftLimiter::new().process(&mut whole.0, &mut whole.1);
+        let mut pieces = (input.clone(), input);
+        let mut lim = SoftLimiter::new();
+        for (l, r) in pieces.0.chunks_mut(333).zip(pieces.1.chunks_mut(333)) {
+            lim.process(l, r);
+        }
+        assert_eq!(whole, pieces);
+    }
+}

@@ -1,0 +1,1000 @@
+//! The composer: one beat at a time, so a live stream can steer it between
+//! beats, and deterministic, so a seed always yields the same piece.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::chords::{ChordSpec, Progression};
+use super::event::{Event, EventKind, Frame, PAD_CHANNEL, PIANO_CHANNEL};
+use super::motif::{Motif, MotifNote, SLOTS};
+use super::params::Params;
+use super::theory::Scale;
+use super::voicing::{self, Voicing};
+use crate::SAMPLE_RATE;
+
+const BEATS_PER_BAR: u32 = 4;
+const PHRASE_BEATS: u32 = 32;
+/// A motif cycle is two bars: long enough to be a phrase, short enough to
+/// be recognised when it comes back four times per 8-bar phrase.
+const CYCLE_BEATS: u32 = SLOTS as u32 / 2;
+/// The motif changes one note every third time it comes round.
+const MUTATE_EVERY_CYCLES: u32 = 3;
+/// The progression changes one chord every second phrase...
+const VARY_PROGRESSION_EVERY_PHRASES: u32 = 2;
+/// ...and the piano finds a new idea every fourth (about two minutes at 60 BPM).
+const NEW_MOTIF_EVERY_PHRASES: u32 = 4;
+/// Intensity reaches a new value over this many beats instead of jumping.
+const GLIDE_BEATS: u8 = 3;
+/// Late by up to 40 ms, never early: early would land before the beat that
+/// was asked for and break the horizon promise.
+const MAX_JITTER: Frame = SAMPLE_RATE as Frame * 40 / 1000;
+const PIANO_PROGRAM: u8 = 0;
+/// The piano's centre of gravity: its tonic in A3..G#4, so motifs sit around
+/// the middle of the keyboard before register folding.
+const PIANO_ANCHOR: i32 = 57;
+
+/// Composes an endless piece for piano and pad.
+///
+/// Its memory is a fixed set of arrays (the phrase's progression, the motif,
+/// the sounding notes), so it can run for days without growing.
+#[derive(Debug, Clone)]
+pub struct Composer {
+    /// Target parameters; the fields below are what is actually in force.
+    params: Params,
+    scale: Scale,
+    seed: u64,
+    pad_program: u8,
+    intensity: f32,
+    glide_target: f32,
+    glide_left: u8,
+    rng: ChaCha8Rng,
+    /// Exact frame position; rounding only on output keeps tempo drift-free.
+    position: f64,
+    beat_in_phrase: u32,
+    phrases: u32,
+    cycles: u32,
+    started: bool,
+    progression: Progression,
+    /// Next phrase's progression, decided a phrase early so that the pad's
+    /// plan can look past the phrase end into the real continuation.
+    upcoming: Progression,
+    chord: ChordSpec,
+    /// Voicing of each chord of the phrase, planned together at its start.
+    plan: [Voicing; 8],
+    /// Last pad voicing, kept after the pad is silenced to lead the next one.
+    voicing: Option<Voicing>,
+    pad_sounding: bool,
+    motif: Motif,
+    /// Pending note-off frame per piano key: at most one note per key sounds.
+    piano_offs: [Option<Frame>; 128],
+}
+
+impl Composer {
+    /// Out-of-range values are clamped rather than trusted, so a caller that
+    /// skipped validation gets odd music, not a panic.
+    pub fn new(params: Params) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        let progression = Progression::generate(params.mode, &mut rng);
+        let motif = Motif::generate(&mut rng);
+        let intensity = unit(params.intensity);
+        Self {
+            scale: Scale::new(params.key, params.mode),
+            seed: params.seed,
+            pad_program: params.pad_program.min(127),
+            intensity,
+            glide_target: intensity,
+            glide_left: 0,
+            rng,
+            position: 0.0,
+            beat_in_phrase: 0,
+            phrases: 0,
+            cycles: 0,
+            started: false,
+            chord: progression.first(),
+            upcoming: progression.clone(),
+            progression,
+            plan: [[0; 4]; 8],
+            voicing: None,
+            pad_sounding: false,
+            motif,
+            piano_offs: [None; 128],
+            params,
+        }
+    }
+
+    /// The parameters now in force: after [`Self::set_params`], the new
+    /// targets, even before a glide or staged change has completed.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Staged: structural changes (key, mode, bpm, pad_program, seed) take
+    /// effect from the next beat composed; intensity glides over a few beats.
+    /// A key, mode or seed change starts the new tonic on that beat, voice-led
+    /// from the sounding pad; a pad program change waits for the next chord.
+    pub fn set_params(&mut self, params: Params) {
+        self.params = params;
+    }
+
+    /// First frame not yet composed: all events with frame < horizon() are
+    /// already emitted; every event emitted later has frame >= horizon() at the
+    /// time of the call.
+    pub fn horizon(&self) -> Frame {
+        self.position.round() as Frame
+    }
+
+    /// Frames in one 8-bar phrase at the current bpm.
+    pub fn phrase_frames(&self) -> Frame {
+        (beat_frames(self.params.bpm) * f64::from(PHRASE_BEATS)).round() as Frame
+    }
+
+    /// Composes exactly one more beat and appends its events to `out`
+    /// (unsorted). Piano note-offs are held back until the beat they fall in,
+    /// which lets a retriggered key be released early instead of overlapping.
+    pub fn compose_beat(&mut self, out: &mut Vec<Event>) {
+        let beat_len = beat_frames(self.params.bpm);
+        let start = self.horizon();
+        let end = (self.position + beat_len).round() as Frame;
+
+        if !self.started {
+            self.started = true;
+            out.push(program(start, PIANO_CHANNEL, PIANO_PROGRAM));
+            out.push(program(start, PAD_CHANNEL, self.pad_program));
+        }
+        let harmony_changed = self.apply_structure();
+        self.glide_intensity();
+        if self.beat_in_phrase == 0 {
+            self.begin_phrase();
+        }
+        if self.beat_in_phrase % CYCLE_BEATS == 0 {
+            self.begin_cycle();
+        }
+
+        let index = self.progression.index_at_beat(self.beat_in_phrase);
+        let boundary = self.beat_in_phrase % self.progression.beats_per_chord() == 0;
+        if harmony_changed {
+            self.chord = self.progression.first();
+            self.plan_from(index);
+        } else if boundary {
+            self.chord = self.progression.chord(index);
+            if index == 0 {
+                self.plan_from(0);
+            }
+        }
+        if harmony_changed || boundary || !self.pad_sounding {
+            self.sound_chord(self.plan[index], start, out);
+        }
+
+        let half = (end - start) / 2;
+        let jitter = MAX_JITTER.min(half.saturating_sub(1));
+        let first_slot = (self.beat_in_phrase % CYCLE_BEATS) as u8 * 2;
+        for eighth in 0..2u8 {
+            let grid = start + Frame::from(eighth) * half;
+            for i in 0..self.motif.notes().len() {
+                let note = self.motif.notes()[i];
+                if note.slot == first_slot + eighth {
+                    self.play_piano(note, grid, jitter, beat_len, out);
+                }
+            }
+        }
+        self.release_piano_before(end, out);
+
+        self.position += beat_len;
+        self.beat_in_phrase = (self.beat_in_phrase + 1) % PHRASE_BEATS;
+    }
+
+    /// Composes `bars` bars of 4/4 for offline rendering: sorted (at equal
+    /// frames Program, then NoteOff, then NoteOn) and self-contained, every
+    /// note still sounding released at the end. The pad re-attacks on the next
+    /// beat composed, so composing on afterwards stays consistent.
+    pub fn compose_bars(&mut self, bars: u32) -> Vec<Event> {
+        let mut out = Vec::new();
+        for _ in 0..u64::from(bars) * u64::from(BEATS_PER_BAR) {
+            self.compose_beat(&mut out);
+        }
+        let end = self.horizon();
+        for (key, off) in (0u8..).zip(self.piano_offs.iter_mut()) {
+            if off.take().is_some() {
+                out.push(note_off(end, PIANO_CHANNEL, key));
+            }
+        }
+        if self.pad_sounding {
+            self.pad_sounding = false;
+            for &key in self.voicing.iter().flatten() {
+                out.push(note_off(end, PAD_CHANNEL, key));
+            }
+        }
+        out.sort_by_key(|e| {
+            let rank = match e.kind {
+                EventKind::Program { .. } => 0,
+                EventKind::NoteOff { .. } => 1,
+                EventKind::NoteOn { .. } => 2,
+            };
+            (e.frame, rank)
+        });
+        out
+    }
+
+    /// Brings key, mode and seed into force; true when the harmony must
+    /// restart in the new setting.
+    fn apply_structure(&mut self) -> bool {
+        let mut changed = false;
+        if self.params.seed != self.seed {
+            self.seed = self.params.seed;
+            self.rng = ChaCha8Rng::seed_from_u64(self.seed);
+            self.motif = Motif::generate(&mut self.rng);
+            changed = true;
+        }
+        let scale = Scale::new(self.params.key, self.params.mode);
+        if changed || scale != self.scale {
+            self.scale = scale;
+            self.progression = Progression::generate(scale.mode, &mut self.rng);
+            self.upcoming = self.progression.clone();
+            changed = true;
+        }
+        changed
+    }
+
+    fn glide_intensity(&mut self) {
+        let target = unit(self.params.intensity);
+        if target != self.glide_target {
+            self.glide_target = target;
+            self.glide_left = GLIDE_BEATS;
+        }
+        if self.glide_left > 0 {
+            self.intensity += (target - self.intensity) / f32::from(self.glide_left);
+            self.glide_left -= 1;
+        }
+    }
+
+    /// Slow evolution: the first phrase is played as generated, later ones
+    /// vary the harmony and, less often, replace the motif.
+    fn begin_phrase(&mut self) {
+        if self.phrases > 0 {
+            self.progression.clone_from(&self.upcoming);
+            if self.phrases % NEW_MOTIF_EVERY_PHRASES == 0 {
+                self.motif = Motif::generate(&mut self.rng);
+            }
+        }
+        self.phrases = self.phrases.wrapping_add(1);
+        self.upcoming.clone_from(&self.progression);
+        if self.phrases % VARY_PROGRESSION_EVERY_PHRASES == 0 {
+            self.upcoming.mutate(self.scale.mode, &mut self.rng);
+        }
+    }
+
+    fn begin_cycle(&mut self) {
+        self.cycles = self.cycles.wrapping_add(1);
+        if self.cycles % MUTATE_EVERY_CYCLES == 0 {
+            self.motif.mutate(&mut self.rng);
+        }
+    }
+
+    /// Plans the pad from chord `index` to the end of the phrase, starting
+    /// with the current chord (which may be a new key's tonic standing in for
+    /// the progression's) and looking ahead through the whole next phrase, so
+    /// the plan never paints itself into a corner at the loop back.
+    fn plan_from(&mut self, index: usize) {
+        let scale = self.scale;
+        let chords: Vec<[u8; 4]> = std::iter::once(self.chord)
+            .chain((index + 1..self.progression.len()).map(|i| self.progression.chord(i)))
+            .chain((0..self.upcoming.len()).map(|i| self.upcoming.chord(i)))
+            .chain(std::iter::once(self.upcoming.first()))
+            .map(|c| c.pitch_classes(scale))
+            .collect();
+        let path = voicing::plan(self.voicing.as_ref(), &chords);
+        for (slot, v) in self.plan[index..].iter_mut().zip(path) {
+            *slot = v;
+        }
+    }
+
+    /// Moves the pad to `next`: tones that stay are held, not re-attacked,
+    /// so the change is a crossfade of a voice or two. A pending program
+    /// change happens here, after the old notes are released.
+    fn sound_chord(&mut self, next: Voicing, at: Frame, out: &mut Vec<Event>) {
+        let program_now = self.params.pad_program.min(127);
+        let switch = program_now != self.pad_program;
+        let sounding = self.voicing.filter(|_| self.pad_sounding);
+        let keeps = |key: &u8| !switch && sounding.is_some_and(|old| old.contains(key));
+        for &key in sounding.iter().flatten() {
+            if !switch && next.contains(&key) {
+                continue;
+            }
+            out.push(note_off(at, PAD_CHANNEL, key));
+        }
+        if switch {
+            self.pad_program = program_now;
+            out.push(program(at, PAD_CHANNEL, program_now));
+        }
+        let base = 54.0 + 22.0 * self.intensity;
+        for &key in next.iter().filter(|k| !keeps(k)) {
+            let velocity = humanise(base, 3, &mut self.rng);
+            out.push(note_on(at, PAD_CHANNEL, key, velocity));
+        }
+        self.voicing = Some(next);
+        self.pad_sounding = true;
+    }
+
+    /// Intensity works three levers: whether a motif note plays at all, how
+    /// hard, and how wide (register and octave doubling). At intensity 0 about
+    /// a third of the motif notes still play, so the piano never disappears.
+    fn play_piano(
+        &mut self,
+        note: MotifNote,
+        grid: Frame,
+        max_jitter: Frame,
+        beat_len: f64,
+        out: &mut Vec<Event>,
+    ) {
+        let i = f64::from(self.intensity);
+        if !self.rng.gen_bool(0.3 + 0.65 * i) {
+            return;
+        }
+        let low = 60 - (5.0 * i).round() as i32;
+        let high = 84 + (12.0 * i).round() as i32;
+        let anchor = self.scale.tonic_at_or_above(PIANO_ANCHOR);
+        let degree = i32::from(self.chord.degree) + i32::from(note.step);
+        let key = fold_into(self.scale.note(anchor, degree), low, high);
+        let at = grid + self.rng.gen_range(0..=max_jitter);
+        let off = at + (f64::from(note.beats) * beat_len).round() as Frame;
+        let base = 35.0 + 60.0 * self.intensity;
+        let velocity = humanise(base, 8, &mut self.rng);
+        self.strike(key, velocity, at, off, out);
+
+        if self.rng.gen_bool(((i - 0.5) * 1.2).clamp(0.0, 0.6)) {
+            let double = if key + 12 <= high { key + 12 } else { key - 12 };
+            if double >= low {
+                let velocity = humanise(base - 10.0, 8, &mut self.rng);
+                self.strike(double, velocity, at, off, out);
+            }
+        }
+    }
+
+    /// Starts a piano note, first releasing the same key if it still sounds.
+    fn strike(&mut self, key: i32, velocity: u8, at: Frame, off: Frame, out: &mut Vec<Event>) {
+        let key = key.clamp(0, 127) as u8;
+        let slot = &mut self.piano_offs[usize::from(key)];
+        if let Some(pending) = slot.take() {
+            out.push(note_off(pending.min(at), PIANO_CHANNEL, key));
+        }
+        *slot = Some(off);
+        out.push(note_on(at, PIANO_CHANNEL, key, velocity));
+    }
+
+    fn release_piano_before(&mut self, end: Frame, out: &mut Vec<Event>) {
+        for (key, off) in (0u8..).zip(self.piano_offs.iter_mut()) {
+            if let Some(frame) = off.filter(|&f| f < end) {
+                *off = None;
+                out.push(note_off(frame, PIANO_CHANNEL, key));
+            }
+        }
+    }
+}
+
+/// Beat length in frames; a tempo outside the valid range is clamped (NaN
+/// falls back to 60) so an unvalidated value cannot stall or flood the clock.
+fn beat_frames(bpm: f32) -> f64 {
+    let (min, max) = (*Params::BPM_RANGE.start(), *Params::BPM_RANGE.end());
+    let bpm = if bpm.is_nan() {
+        60.0
+    } else {
+        bpm.clamp(min, max)
+    };
+    60.0 / f64::from(bpm) * f64::from(SAMPLE_RATE)
+}
+
+fn unit(x: f32) -> f32 {
+    if x.is_nan() {
+        0.5
+    } else {
+        x.clamp(0.0, 1.0)
+    }
+}
+
+/// Octave-shifts a note into `low..=high`; the pitch class, and so the
+/// scale membership, is unchanged.
+fn fold_into(mut key: i32, low: i32, high: i32) -> i32 {
+    while key < low {
+        key += 12;
+    }
+    while key > high {
+        key -= 12;
+    }
+    key
+}
+
+fn humanise(base: f32, spread: i32, rng: &mut impl Rng) -> u8 {
+    let v = base.round() as i32 + rng.gen_range(-spread..=spread);
+    v.clamp(1, 127) as u8
+}
+
+fn program(frame: Frame, channel: u8, program: u8) -> Event {
+    Event {
+        frame,
+        channel,
+        kind: EventKind::Program { program },
+    }
+}
+
+fn note_on(frame: Frame, channel: u8, key: u8, velocity: u8) -> Event {
+    Event {
+        frame,
+        channel,
+        kind: EventKind::NoteOn { key, velocity },
+    }
+}
+
+fn note_off(frame: Frame, channel: u8, key: u8) -> Event {
+    Event {
+        frame,
+        channel,
+        kind: EventKind::NoteOff { key },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::music::theory::{Mode, PitchClass};
+    use proptest::prelude::*;
+    use std::collections::{BTreeSet, HashMap};
+
+    fn params(key: PitchClass, mode: Mode, seed: u64) -> Params {
+        Params {
+            key,
+            mode,
+            seed,
+            ..Params::default()
+        }
+    }
+
+    /// A note as heard: (on, off, channel, key, velocity).
+    type Note = (Frame, Frame, u8, u8, u8);
+
+    /// Pairs every NoteOn with its NoteOff, asserting the rules that make a
+    /// stream playable: sorted, only our two channels, valid ranges, no
+    /// overlapping notes on a key, nothing left sounding.
+    fn notes(events: &[Event]) -> Vec<Note> {
+        let rank = |k: &EventKind| match k {
+            EventKind::Program { .. } => 0,
+            EventKind::NoteOff { .. } => 1,
+            EventKind::NoteOn { .. } => 2,
+        };
+        for w in events.windows(2) {
+            assert!(
+                (w[0].frame, rank(&w[0].kind)) <= (w[1].frame, rank(&w[1].kind)),
+                "{w:?}"
+            );
+        }
+        let mut open: HashMap<(u8, u8), (Frame, u8)> = HashMap::new();
+        let mut done = Vec::new();
+        for e in events {
+            assert!(
+                e.channel == PIANO_CHANNEL || e.channel == PAD_CHANNEL,
+                "{e:?}"
+            );
+            match e.kind {
+                EventKind::NoteOn { key, velocity } => {
+                    assert!(key <= 127 && (1..=127).contains(&velocity), "{e:?}");
+                    let prev = open.insert((e.channel, key), (e.frame, velocity));
+                    assert!(prev.is_none(), "overlapping note {e:?}");
+                }
+                EventKind::NoteOff { key } => {
+                    let (on, vel) = open
+                        .remove(&(e.channel, key))
+                        .expect("NoteOff without NoteOn");
+                    assert!(on <= e.frame);
+                    done.push((on, e.frame, e.channel, key, vel));
+                }
+                EventKind::Program { program } => assert!(program <= 127),
+            }
+        }
+        assert!(open.is_empty(), "notes left sounding: {open:?}");
+        done.sort_unstable();
+        done
+    }
+
+    fn piano(notes: &[Note]) -> impl Iterator<Item = &Note> {
+        notes.iter().filter(|n| n.2 == PIANO_CHANNEL)
+    }
+
+    /// The pad's successive chords, read back from its events.
+    fn pad_chords(events: &[Event]) -> Vec<Vec<u8>> {
+        let mut sounding = BTreeSet::new();
+        let mut chords: Vec<Vec<u8>> = Vec::new();
+        let pad: Vec<&Event> = events.iter().filter(|e| e.channel == PAD_CHANNEL).collect();
+        for (i, e) in pad.iter().enumerate() {
+            match e.kind {
+                EventKind::NoteOn { key, .. } => {
+                    sounding.insert(key);
+                }
+                EventKind::NoteOff { key } => {
+                    sounding.remove(&key);
+                }
+                EventKind::Program { .. } => {}
+            }
+            let frame_done = pad.get(i + 1).is_none_or(|n| n.frame != e.frame);
+            let chord: Vec<u8> = sounding.iter().copied().collect();
+            if frame_done && !chord.is_empty() && chords.last() != Some(&chord) {
+                chords.push(chord);
+            }
+        }
+        chords
+    }
+
+    fn check_in_scale(notes: &[Note], scale: Scale) {
+        for n in notes {
+            assert!(
+                scale.contains(n.3),
+                "{n:?} not in {} {}",
+                scale.key,
+                scale.mode
+            );
+        }
+    }
+
+    #[test]
+    fn starts_with_program_changes() {
+        let events = Composer::new(Params {
+            pad_program: 88,
+            ..Params::default()
+        })
+        .compose_bars(1);
+        let programs: Vec<_> = events
+            .iter()
+            .filter(|e| e.frame == 0 && matches!(e.kind, EventKind::Program { .. }))
+            .collect();
+        assert_eq!(programs.len(), 2);
+        assert!(events[..2]
+            .iter()
+            .all(|e| matches!(e.kind, EventKind::Program { .. })));
+        assert!(programs.contains(&&program(0, PIANO_CHANNEL, 0)));
+        assert!(programs.contains(&&program(0, PAD_CHANNEL, 88)));
+    }
+
+    #[test]
+    fn every_note_is_in_the_scale_for_every_key_and_mode() {
+        for key in PitchClass::ALL {
+            for mode in Mode::ALL {
+                for seed in [0, 1, 0xDEAD_BEEF] {
+                    let events = Composer::new(params(key, mode, seed)).compose_bars(16);
+                    let notes = notes(&events);
+                    assert!(piano(&notes).count() > 0);
+                    check_in_scale(&notes, Scale::new(key, mode));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn registers_and_note_lengths() {
+        for seed in 0..20 {
+            for intensity in [0.0, 0.5, 1.0] {
+                let p = Params {
+                    seed,
+                    intensity,
+                    ..Params::default()
+                };
+                let mut c = Composer::new(p);
+                let notes = notes(&c.compose_bars(16));
+                let beat = 44_100;
+                for &(on, off, ch, key, _) in &notes {
+                    if ch == PAD_CHANNEL {
+                        assert!((48..=79).contains(&key), "pad {key}");
+                    } else {
+                        assert!((55..=96).contains(&key), "piano {key}");
+                        // Cut short only by a retrigger or the end of the render.
+                        assert!(off - on <= 4 * beat + MAX_JITTER, "{on} {off}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pads_are_voice_led_with_common_tones_and_clear_bass() {
+        for mode in Mode::ALL {
+            for key in PitchClass::ALL {
+                for seed in 0..25 {
+                    let events = Composer::new(params(key, mode, seed)).compose_bars(24);
+                    let chords = pad_chords(&events);
+                    assert!(chords.len() >= 12, "{} chords", chords.len());
+                    for chord in &chords {
+                        assert!((3..=4).contains(&chord.len()), "{chord:?}");
+                        assert!(voicing::is_clear(chord), "muddy {chord:?}");
+                    }
+                    // Across phrase ends too: 24 bars contain two loop backs.
+                    for w in chords.windows(2) {
+                        let moved: u32 = w[0]
+                            .iter()
+                            .zip(&w[1])
+                            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+                            .sum();
+                        let mean = f64::from(moved) / w[0].len() as f64;
+                        assert!(
+                            mean <= 2.0,
+                            "{mode} {key} seed {seed}: {:?} -> {:?}",
+                            w[0],
+                            w[1]
+                        );
+                        assert!(
+                            w[0].iter().any(|k| w[1].contains(k)),
+                            "no common tone {w:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pad_holds_common_tones_instead_of_reattacking() {
+        let events = Composer::new(Params::default()).compose_bars(8);
+        let mut sounding = BTreeSet::new();
+        for e in events.iter().filter(|e| e.channel == PAD_CHANNEL) {
+            match e.kind {
+                EventKind::NoteOn { key, velocity } => {
+                    assert!(sounding.insert(key));
+                    assert!((50..=80).contains(&velocity), "pad velocity {velocity}");
+                }
+                EventKind::NoteOff { key } => assert!(sounding.remove(&key)),
+                EventKind::Program { .. } => {}
+            }
+        }
+        let ons = events
+            .iter()
+            .filter(|e| e.channel == PAD_CHANNEL && matches!(e.kind, EventKind::NoteOn { .. }));
+        let chords = pad_chords(&events).len();
+        assert!(ons.count() < 4 * chords, "every chord fully re-attacked");
+    }
+
+    #[test]
+    fn intensity_drives_density_velocity_and_still_plays_at_zero() {
+        let stats = |intensity: f32| {
+            let (mut count, mut velocity) = (0usize, 0usize);
+            for seed in 0..30 {
+                let p = Params {
+                    seed,
+                    intensity,
+                    ..Params::default()
+                };
+                let notes = notes(&Composer::new(p).compose_bars(16));
+                let piano: Vec<_> = piano(&notes).collect();
+                assert!(
+                    !piano.is_empty(),
+                    "silent piano at {intensity}, seed {seed}"
+                );
+                count += piano.len();
+                velocity += piano.iter().map(|n| usize::from(n.4)).sum::<usize>();
+            }
+            (count, velocity as f64 / count as f64)
+        };
+        let (low_count, low_velocity) = stats(0.1);
+        let (high_count, high_velocity) = stats(0.9);
+        assert!(
+            high_count * 2 > low_count * 3,
+            "{low_count} vs {high_count} notes"
+        );
+        assert!(
+            high_velocity > low_velocity + 30.0,
+            "{low_velocity} vs {high_velocity}"
+        );
+        assert!((30.0..=50.0).contains(&stats(0.0).1));
+        assert!((80.0..=100.0).contains(&stats(1.0).1));
+    }
+
+    #[test]
+    fn piano_jitter_is_late_by_at_most_40_ms() {
+        for bpm in [60.0, 120.0] {
+            let p = Params {
+                bpm,
+                ..Params::default()
+            };
+            let notes = notes(&Composer::new(p).compose_bars(16));
+            let half_beat = (beat_frames(bpm) / 2.0) as Frame;
+            for n in piano(&notes) {
+                assert!(n.0 % half_beat <= MAX_JITTER, "{n:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn motif_recurs_across_cycles() {
+        // At full intensity nearly every motif note plays, so cycles two bars
+        // apart should mostly share onsets on the eighth grid.
+        let p = Params {
+            intensity: 1.0,
+            seed: 3,
+            ..Params::default()
+        };
+        let notes = notes(&Composer::new(p).compose_bars(8));
+        let cycle = 8 * 44_100;
+        let slots = |c: Frame| -> BTreeSet<Frame> {
+            piano(&notes)
+                .filter(|n| n.0 / cycle == c)
+                .map(|n| (n.0 % cycle) / 22_050)
+                .collect()
+        };
+        let first = slots(0);
+        let shared = slots(1).intersection(&first).count();
+        assert!(
+            !first.is_empty() && shared * 2 >= first.len(),
+            "{first:?} vs {:?}",
+            slots(1)
+        );
+    }
+
+    #[test]
+    fn deterministic_and_seed_sensitive() {
+        let a = Composer::new(Params::default()).compose_bars(16);
+        let b = Composer::new(Params::default()).compose_bars(16);
+        assert_eq!(a, b);
+        let c = Composer::new(Params {
+            seed: 1,
+            ..Params::default()
+        })
+        .compose_bars(16);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn beat_by_beat_matches_compose_bars() {
+        let mut live = Composer::new(Params::default());
+        let mut events = Vec::new();
+        for _ in 0..32 {
+            let horizon = live.horizon();
+            let before = events.len();
+            live.compose_beat(&mut events);
+            assert!(events[before..].iter().all(|e| e.frame >= horizon));
+        }
+        let end = live.horizon();
+        let mut offline = Composer::new(Params::default()).compose_bars(8);
+        offline.retain(|e| e.frame < end);
+        events.sort_by_key(|e| (e.frame, matches!(e.kind, EventKind::NoteOn { .. })));
+        let key = |e: &Event| (e.frame, e.channel, format!("{:?}", e.kind));
+        let mut a: Vec<_> = events.iter().map(key).collect();
+        let mut b: Vec<_> = offline.iter().map(key).collect();
+        a.sort();
+        b.sort();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn compose_bars_can_continue() {
+        let mut c = Composer::new(Params::default());
+        let mut all = c.compose_bars(5);
+        all.extend(c.compose_bars(7));
+        all.sort_by_key(|e| {
+            (
+                e.frame,
+                !matches!(e.kind, EventKind::Program { .. }),
+                matches!(e.kind, EventKind::NoteOn { .. }),
+            )
+        });
+        notes(&all);
+    }
+
+    #[test]
+    fn tempo_is_exact_and_changes_on_the_next_beat() {
+        let mut c = Composer::new(Params::default());
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            let h = c.horizon();
+            c.compose_beat(&mut out);
+            assert_eq!(c.horizon() - h, 44_100);
+        }
+        assert_eq!(c.phrase_frames(), 32 * 44_100);
+        c.set_params(Params {
+            bpm: 90.0,
+            ..Params::default()
+        });
+        assert_eq!(c.phrase_frames(), 32 * 29_400);
+        let h = c.horizon();
+        c.compose_beat(&mut out);
+        assert_eq!(c.horizon() - h, 29_400);
+
+        c.set_params(Params {
+            bpm: 77.0,
+            ..Params::default()
+        });
+        let start = c.horizon();
+        for _ in 0..10_000 {
+            let h = c.horizon();
+            c.compose_beat(&mut out);
+            assert!((34_363..=34_364).contains(&(c.horizon() - h)));
+            out.clear();
+        }
+        let exact = start as f64 + 10_000.0 * 60.0 / 77.0 * 44_100.0;
+        assert!(
+            (c.horizon() as f64 - exact).abs() <= 1.0,
+            "drift: {} vs {exact}",
+            c.horizon()
+        );
+    }
+
+    #[test]
+    fn key_and_mode_changes_apply_from_the_next_beat() {
+        for seed in 0..10 {
+            let mut c = Composer::new(Params {
+                seed,
+                ..Params::default()
+            });
+            let mut out = Vec::new();
+            for _ in 0..6 {
+                c.compose_beat(&mut out);
+            }
+            let new = Params {
+                key: PitchClass::FSharp,
+                mode: Mode::Lydian,
+                seed,
+                ..Params::default()
+            };
+            c.set_params(new.clone());
+            assert_eq!(c.params(), &new);
+            let h = c.horizon();
+            let before = out.len();
+            for _ in 0..40 {
+                c.compose_beat(&mut out);
+            }
+            let scale = Scale::new(PitchClass::FSharp, Mode::Lydian);
+            let ons = out[before..].iter().filter_map(|e| match e.kind {
+                EventKind::NoteOn { key, .. } => Some((e.frame, key)),
+                _ => None,
+            });
+            let mut count = 0;
+            for (frame, key) in ons {
+                assert!(frame >= h);
+                assert!(scale.contains(key), "{key} at {frame} after the change");
+                count += 1;
+            }
+            assert!(count > 0);
+            // The new tonic's pad starts on the very beat after the change.
+            assert!(out[before..]
+                .iter()
+                .any(|e| e.frame == h && e.channel == PAD_CHANNEL));
+        }
+    }
+
+    #[test]
+    fn intensity_glides() {
+        let mut c = Composer::new(Params {
+            intensity: 0.0,
+            ..Params::default()
+        });
+        let mut out = Vec::new();
+        c.compose_beat(&mut out);
+        c.set_params(Params {
+            intensity: 1.0,
+            ..Params::default()
+        });
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            c.compose_beat(&mut out);
+            seen.push(c.intensity);
+        }
+        assert!(seen[0] > 0.0 && seen[0] < 0.5, "{seen:?}");
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        assert!(
+            seen[1] < 1.0 && seen[2] == 1.0 && seen[3] == 1.0,
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn pad_program_changes_at_the_next_chord_after_releasing() {
+        let mut c = Composer::new(Params::default());
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            c.compose_beat(&mut out);
+        }
+        c.set_params(Params {
+            pad_program: 88,
+            ..Params::default()
+        });
+        let before = out.len();
+        for _ in 0..16 {
+            c.compose_beat(&mut out);
+        }
+        let mut events = out.clone();
+        events.sort_by_key(|e| (e.frame, matches!(e.kind, EventKind::NoteOn { .. })));
+        let change = events[before..]
+            .iter()
+            .chain(&events[..before])
+            .find(|e| e.kind == (EventKind::Program { program: 88 }))
+            .expect("program change emitted");
+        assert_eq!(change.channel, PAD_CHANNEL);
+        assert!(
+            change.frame > 5 * 44_100 && change.frame % (4 * 44_100) == 0,
+            "{}",
+            change.frame
+        );
+        // Everything sounding on the pad before is released at that frame and
+        // the new chord is attacked in full.
+        let mut sounding = BTreeSet::new();
+        for e in events
+            .iter()
+            .filter(|e| e.channel == PAD_CHANNEL && e.frame < change.frame)
+        {
+            match e.kind {
+                EventKind::NoteOn { key, .. } => {
+                    sounding.insert(key);
+                }
+                EventKind::NoteOff { key } => {
+                    sounding.remove(&key);
+                }
+                EventKind::Program { .. } => {}
+            }
+        }
+        let at: Vec<_> = events
+            .iter()
+            .filter(|e| e.channel == PAD_CHANNEL && e.frame == change.frame)
+            .collect();
+        let offs: BTreeSet<u8> = at
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::NoteOff { key } => Some(key),
+                _ => None,
+            })
+            .collect();
+        let ons = at
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::NoteOn { .. }))
+            .count();
+        assert_eq!(offs, sounding);
+        assert_eq!(ons, 4);
+    }
+
+    #[test]
+    fn unvalidated_params_do_not_panic() {
+        let p = Params {
+            bpm: f32::NAN,
+            intensity: 7.0,
+            pad_program: 200,
+            ..Params::default()
+        };
+        let mut c = Composer::new(p);
+        notes(&c.compose_bars(2));
+        c.set_params(Params {
+            bpm: 1.0e9,
+            intensity: f32::NAN,
+            ..Params::default()
+        });
+        notes(&c.compose_bars(2));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_valid_params_compose_cleanly(
+            key in 0u8..12, mode in 0usize..7, bpm in 40.0f32..=120.0,
+            intensity in 0.0f32..=1.0, seed: u64, pad in 88u8..=89,
+            key2 in 0u8..12, mode2 in 0usize..7, bpm2 in 40.0f32..=120.0,
+            intensity2 in 0.0f32..=1.0, switch_at in 0u32..40,
+        ) {
+            let first = Params {
+                key: PitchClass::from_semitone(key), mode: Mode::ALL[mode], bpm, intensity, seed,
+                pad_program: pad,
+            };
+            prop_assert!(first.validate().is_ok());
+            let events = Composer::new(first.clone()).compose_bars(9);
+            check_in_scale(&notes(&events), Scale::new(first.key, first.mode));
+
+            let mut c = Composer::new(first);
+            let mut out = Vec::new();
+            for _ in 0..switch_at {
+                c.compose_beat(&mut out);
+            }
+            c.set_params(Params {
+                key: PitchClass::from_semitone(key2), mode: Mode::ALL[mode2], bpm: bpm2,
+                intensity: intensity2, seed: seed.wrapping_add(1), pad_program: 177 - pad,
+            });
+            for _ in 0..20 {
+                let h = c.horizon();
+                let from = out.len();
+                c.compose_beat(&mut out);
+                prop_assert!(out[from..].iter().all(|e| e.frame >= h));
+            }
+        }
+    }
+}

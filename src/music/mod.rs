@@ -1,0 +1,18 @@
+//! Composition: turns [`Params`] into an endless, deterministic stream of
+//! note events for a piano (channel 0) and a pad (channel 1).
+
+pub mod change;
+mod chords;
+pub mod composer;
+pub mod event;
+mod motif;
+pub mod params;
+pub mod presets;
+pub mod theory;
+mod voicing;
+
+pub use composer::Composer;
+pub use event::{Event, EventKind, Frame, PAD_CHANNEL, PIANO_CHANNEL};
+pub use params::{Params, ParamsError};
+pub use presets::{preset, Preset, PRESETS};
+pub use theory::{Mode, PitchClass};

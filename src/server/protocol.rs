@@ -1,0 +1,326 @@
+//! Messages a client may send on /ws/stream, parsed strictly: anything
+//! unexpected becomes a [`ProtocolError`] whose message says what was wrong and
+//! what is allowed, and the stream goes on.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::music::change::ParamChange;
+
+/// Largest client message accepted; controls are a few hundred bytes.
+pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientMessage {
+    Control(ParamChange),
+    Ping { t: f64 },
+    Stats(ClientStats),
+}
+
+/// What the browser player reports about its own playback.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientStats {
+    pub buffer_ms: Option<f64>,
+    pub underruns: Option<u64>,
+    pub latency_ms: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    pub control_latency_ms: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProtocolError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ProtocolError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::json!({"type": "error", "code": self.code, "message": self.message}).to_string()
+    }
+}
+
+const TYPES: &str = "control, ping, stats";
+const CONTROL_FIELDS: &str = "preset, key, mode, bpm, intensity, seed";
+
+pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
+    if text.len() > MAX_CLIENT_MESSAGE {
+        return Err(ProtocolError::new(
+            "too_large",
+            format!(
+                "message of {} bytes exceeds the limit of {MAX_CLIENT_MESSAGE}",
+                text.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| ProtocolError::new("invalid_json", format!("not valid JSON: {e}")))?;
+    let Value::Object(obj) = value else {
+        return Err(ProtocolError::new(
+            "invalid_message",
+            format!("expected a JSON object with a \"type\" field ({TYPES})"),
+        ));
+    };
+    let kind = match obj.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(ProtocolError::new(
+                "invalid_message",
+                format!("\"type\" must be a string ({TYPES}), got {other}"),
+            ))
+        }
+        None => {
+            return Err(ProtocolError::new(
+                "invalid_message",
+                format!("missing \"type\" field: expected one of {TYPES}"),
+            ))
+        }
+    };
+    match kind {
+        "control" => parse_control(&obj).map(ClientMessage::Control),
+        "ping" => {
+            only_fields(&obj, &["type", "t"])?;
+            let t = match obj.get("t") {
+                None => 0.0,
+                Some(v) => finite(
+                    v,
+                    "t",
+                    "a number (the client's clock, e.g. performance.now())",
+                )?,
+            };
+            Ok(ClientMessage::Ping { t })
+        }
+        "stats" => parse_stats(&obj).map(ClientMessage::Stats),
+        other => Err(ProtocolError::new(
+            "unknown_type",
+            format!(
+                "unknown message type \"{}\": expected one of {TYPES}",
+                truncate(other)
+            ),
+        )),
+    }
+}
+
+fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError> {
+    only_fields(obj, &["type", "params"])?;
+    let params =
+        match obj.get("params") {
+            Some(Value::Object(p)) => p,
+            _ => return Err(ProtocolError::new(
+                "invalid_params",
+                format!(
+                    "a control message needs \"params\": an object with any of {CONTROL_FIELDS}"
+                ),
+            )),
+        };
+    let invalid = |m: String| ProtocolError::new("invalid_params", m);
+    let mut change = ParamChange::default();
+    for (name, v) in params {
+        match name.as_str() {
+            "preset" => change.preset = Some(string(v, "preset").map_err(invalid)?),
+            "key" => change.key = Some(string(v, "key").map_err(invalid)?),
+            "mode" => change.mode = Some(string(v, "mode").map_err(invalid)?),
+            "bpm" => change.bpm = Some(finite(v, "bpm", "a number from 40 to 120")? as f32),
+            "intensity" => {
+                change.intensity = Some(finite(v, "intensity", "a number from 0 to 1")? as f32)
+            }
+            "seed" => {
+                change.seed = Some(v.as_u64().ok_or_else(|| {
+                    invalid(format!(
+                        "seed must be a whole number from 0 to 2^53, got {v}"
+                    ))
+                })?)
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown parameter \"{}\": allowed are {CONTROL_FIELDS}",
+                    truncate(other)
+                )))
+            }
+        }
+    }
+    if change.is_empty() {
+        return Err(invalid(format!(
+            "\"params\" is empty: give any of {CONTROL_FIELDS}"
+        )));
+    }
+    Ok(change)
+}
+
+fn parse_stats(obj: &Map<String, Value>) -> Result<ClientStats, ProtocolError> {
+    only_fields(
+        obj,
+        &[
+            "type",
+            "buffer_ms",
+            "underruns",
+            "latency_ms",
+            "jitter_ms",
+            "control_latency_ms",
+        ],
+    )?;
+    let num = |name: &str| -> Result<Option<f64>, ProtocolError> {
+        obj.get(name)
+            .filter(|v| !v.is_null())
+            .map(|v| finite(v, name, "a non-negative number"))
+            .transpose()
+    };
+    let underruns = match obj.get("underruns").filter(|v| !v.is_null()) {
+        None => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            ProtocolError::new(
+                "invalid_stats",
+                format!("underruns must be a non-negative whole number, got {v}"),
+            )
+        })?),
+    };
+    Ok(ClientStats {
+        buffer_ms: num("buffer_ms")?,
+        underruns,
+        latency_ms: num("latency_ms")?,
+        jitter_ms: num("jitter_ms")?,
+        control_latency_ms: num("control_latency_ms")?,
+    })
+}
+
+fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), ProtocolError> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(ProtocolError::new(
+            "invalid_message",
+            format!(
+                "unexpected field \"{}\" in a \"{}\" message: allowed are {}",
+                truncate(k),
+                obj.get("type").and_then(Value::as_str).unwrap_or("?"),
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn string(v: &Value, name: &str) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("{name} must be a string, got {v}"))
+}
+
+fn finite(v: &Value, name: &str, expected: &str) -> Result<f64, ProtocolError> {
+    v.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+        ProtocolError::new(
+            "invalid_params",
+            format!("{name} must be {expected}, got {v}"),
+        )
+    })
+}
+
+/// Echoing a client's string back is useful, echoing a megabyte is not.
+fn truncate(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn control_ping_and_stats_parse() {
+        let m =
+            parse(r#"{"type":"control","params":{"bpm":72,"key":"F","preset":"calm"}}"#).unwrap();
+        let ClientMessage::Control(c) = m else {
+            panic!("not a control: {m:?}")
+        };
+        assert_eq!(c.bpm, Some(72.0));
+        assert_eq!(c.key.as_deref(), Some("F"));
+        assert_eq!(c.preset.as_deref(), Some("calm"));
+        assert_eq!(
+            parse(r#"{"type":"ping","t":12.5}"#).unwrap(),
+            ClientMessage::Ping { t: 12.5 }
+        );
+        let m =
+            parse(r#"{"type":"stats","buffer_ms":300,"underruns":2,"latency_ms":410.5}"#).unwrap();
+        let ClientMessage::Stats(s) = m else {
+            panic!("not stats")
+        };
+        assert_eq!(s.underruns, Some(2));
+        assert_eq!(s.latency_ms, Some(410.5));
+    }
+
+    #[test]
+    fn bad_input_gets_a_code_and_a_useful_message() {
+        let cases = [
+            ("not json", "invalid_json", "JSON"),
+            ("[1,2]", "invalid_message", "object"),
+            (r#"{"t":1}"#, "invalid_message", "type"),
+            (r#"{"type":7}"#, "invalid_message", "string"),
+            (
+                r#"{"type":"dance"}"#,
+                "unknown_type",
+                "control, ping, stats",
+            ),
+            (r#"{"type":"control"}"#, "invalid_params", "params"),
+            (
+                r#"{"type":"control","params":{}}"#,
+                "invalid_params",
+                "empty",
+            ),
+            (
+                r#"{"type":"control","params":{"bpm":"fast"}}"#,
+                "invalid_params",
+                "40 to 120",
+            ),
+            (
+                r#"{"type":"control","params":{"tempo":60}}"#,
+                "invalid_params",
+                "allowed",
+            ),
+            (
+                r#"{"type":"control","params":{"seed":-1}}"#,
+                "invalid_params",
+                "seed",
+            ),
+            (r#"{"type":"ping","t":"x"}"#, "invalid_params", "t must be"),
+            (r#"{"type":"ping","extra":1}"#, "invalid_message", "extra"),
+            (
+                r#"{"type":"stats","underruns":-3}"#,
+                "invalid_stats",
+                "underruns",
+            ),
+        ];
+        for (input, code, needle) in cases {
+            let e = parse(input).unwrap_err();
+            assert_eq!(e.code, code, "{input}: {e:?}");
+            assert!(e.message.contains(needle), "{input}: {}", e.message);
+        }
+        let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(5000));
+        assert_eq!(parse(&big).unwrap_err().code, "too_large");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(s in ".{0,300}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_control_values(
+            bpm in proptest::num::f64::ANY,
+            intensity in proptest::num::f64::ANY,
+            key in ".{0,8}",
+            seed in any::<i64>(),
+        ) {
+            let msg = serde_json::json!({"type":"control","params":{
+                "bpm": bpm, "intensity": intensity, "key": key, "seed": seed}});
+            if let Ok(ClientMessage::Control(c)) = parse(&msg.to_string()) {
+                let _ = c.apply_to(&crate::music::Params::default());
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The query string of /ws/stream: output format, starting parameters, room.
+
+use std::collections::HashMap;
+
+use crate::music::change::{ChangeError, ParamChange};
+use crate::music::Params;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireFormat {
+    /// Binary frames: a 32-byte header then PCM; our web client's default.
+    Binary,
+    /// The brief's JSON messages with base64 PCM.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRequest {
+    pub format: WireFormat,
+    pub room: Option<String>,
+    pub params: Params,
+    pub preset: Option<String>,
+}
+
+const ALLOWED: &str = "format, preset, key, mode, bpm, intensity, seed, room";
+const MAX_ROOM_LEN: usize = 64;
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum QueryError {
+    #[error("unknown query parameter \"{0}\": allowed are {ALLOWED}")]
+    Unknown(String),
+    #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
+    Format(String),
+    #[error("{name} must be a number, got \"{value}\"")]
+    Number { name: &'static str, value: String },
+    #[error("seed must be a whole number from 0 to 18446744073709551615, got \"{0}\"")]
+    Seed(String),
+    #[error(
+        "room must be 1–{MAX_ROOM_LEN} characters of letters, digits, '-', '_' or '.', got \"{0}\""
+    )]
+    Room(String),
+    #[error(transparent)]
+    Params(#[from] ChangeError),
+}
+
+impl StreamRequest {
+    /// Without a preset the `focus` preset applies, then any explicit values.
+    pub fn parse(query: &HashMap<String, String>) -> Result<Self, QueryError> {
+        let mut format = WireFormat::Binary;
+        let mut room = None;
+        let mut change = ParamChange::default();
+        for (name, value) in query {
+            match name.as_str() {
+                "format" => {
+                    format = match value.as_str() {
+                        "binary" => WireFormat::Binary,
+                        "json" => WireFormat::Json,
+                        other => return Err(QueryError::Format(clip(other))),
+                    }
+                }
+                "room" => {
+                    let ok = !value.is_empty()
+                        && value.len() <= MAX_ROOM_LEN
+                        && value
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                    if !ok {
+                        return Err(QueryError::Room(clip(value)));
+                    }
+                    room = Some(value.clone());
+                }
+                "preset" => change.preset = Some(value.clone()),
+                "key" => change.key = Some(value.clone()),
+                "mode" => change.mode = Some(value.clone()),
+                "bpm" => change.bpm = Some(number("bpm", value)?),
+                "intensity" => change.intensity = Some(number("intensity", value)?),
+                "seed" => {
+                    change.seed = Some(value.parse().map_err(|_| QueryError::Seed(clip(value)))?)
+                }
+                other => return Err(QueryError::Unknown(clip(other))),
+            }
+        }
+        if change.preset.is_none() {
+            change.preset = Some("focus".into());
+        }
+        let (params, preset) = change.apply_to(&Params::default())?;
+        Ok(Self {
+            format,
+            room,
+            params,
+            preset: preset.map(|p| p.name.to_string()),
+        })
+    }
+}
+
+fn number(name: &'static str, value: &str) -> Result<f32, QueryError> {
+    value
+        .parse::<f32>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| QueryError::Number {
+            name,
+            value: clip(value),
+        })
+}
+
+fn clip(s: &str) -> String {
+    s.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_to_binary_focus() {
+        let r = StreamRequest::parse(&q(&[])).unwrap();
+        assert_eq!(r.format, WireFormat::Binary);
+        assert_eq!(r.preset.as_deref(), Some("focus"));
+        assert_eq!(r.room, None);
+    }
+
+    #[test]
+    fn reads_every_parameter() {
+        let r = StreamRequest::parse(&q(&[
+            ("format", "json"),
+            ("preset", "calm"),
+            ("key", "F#"),
+            ("mode", "lydian"),
+            ("bpm", "80"),
+            ("intensity", "0.25"),
+            ("seed", "42"),
+            ("room", "lobby-1"),
+        ]))
+        .unwrap();
+        assert_eq!(r.format, WireFormat::Json);
+        assert_eq!(r.room.as_deref(), Some("lobby-1"));
+        assert_eq!(r.params.bpm, 80.0);
+        assert_eq!(r.params.seed, 42);
+        assert_eq!(r.params.key.to_string(), "F#");
+    }
+
+    #[test]
+    fn rejects_with_what_is_allowed() {
+        for (pairs, needle) in [
+            (vec![("volume", "3")], "allowed are"),
+            (vec![("format", "mp3")], "binary"),
+            (vec![("bpm", "fast")], "number"),
+            (vec![("bpm", "500")], "40"),
+            (vec![("seed", "-1")], "whole number"),
+            (vec![("room", "a b")], "letters"),
+            (vec![("preset", "disco")], "focus"),
+        ] {
+            let e = StreamRequest::parse(&q(&pairs)).unwrap_err().to_string();
+            assert!(e.contains(needle), "{pairs:?}: {e}");
+        }
+    }
+}

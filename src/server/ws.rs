@@ -1,0 +1,315 @@
+//! The /ws/stream connection loop: one task per listener that writes the
+//! session's chunks in order and reads the listener's control, ping and stats
+//! messages. Writing and reading share the task through `select!`, so when
+//! either side ends, both do.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+use super::protocol::{self, ClientMessage, ProtocolError, MAX_CLIENT_MESSAGE};
+use super::query::{StreamRequest, WireFormat};
+use crate::stream::session::{unix_now, CloseReason, Outgoing};
+use crate::stream::{Hub, Listener};
+
+/// A send that takes longer than this means the peer stopped reading: a
+/// 17.6 kB chunk that cannot drain in 2 s is a connection below 70 kbit/s,
+/// far too slow to play the stream anyway.
+const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Client messages allowed per second, and the burst above that rate.
+const RATE_PER_SEC: f64 = 20.0;
+const RATE_BURST: f64 = 40.0;
+/// Rejections in a row after which a flooding client is closed.
+const MAX_REJECTED: u32 = 100;
+/// Replies (pongs, errors) waiting for the writer; a client that outpaces
+/// this is flooding.
+const REPLY_QUEUE: usize = 16;
+
+type Sink = SplitSink<WebSocket, Message>;
+
+/// What the reader asks the writer to send: a text reply, or a close frame
+/// (the reader has no sink of its own).
+enum Reply {
+    Text(String),
+    Close(u16, String),
+}
+
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest) {
+    let (mut sink, stream) = socket.split();
+    let listener = match hub
+        .join(
+            request.room.clone(),
+            request.params.clone(),
+            request.preset.clone(),
+        )
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = close(&mut sink, 1013, &e.to_string()).await;
+            return;
+        }
+    };
+    let hello = hello(&listener, &request);
+    let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
+    let session = listener.session.clone();
+    let id = listener.id;
+    tokio::select! {
+        () = write_loop(sink, listener, hello, request.format, replies_rx, hub.clone()) => {}
+        () = read_loop(stream, replies_tx, session.clone(), hub.clone()) => {
+            session.leave(id).await;
+        }
+    }
+}
+
+fn hello(listener: &Listener, request: &StreamRequest) -> String {
+    serde_json::json!({
+        "type": "hello",
+        "session_id": &*listener.session.id,
+        "room": listener.session.room.as_deref(),
+        "sample_rate": crate::SAMPLE_RATE,
+        "channels": crate::CHANNELS,
+        "chunk_ms": crate::audio::CHUNK_MS,
+        "format": request.format,
+        "preset": listener.info.state.preset,
+        "params": listener.info.state.params,
+        "next_seq": listener.info.next_seq,
+        "server_version": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string()
+}
+
+async fn write_loop(
+    mut sink: Sink,
+    mut listener: Listener,
+    hello: String,
+    format: WireFormat,
+    mut replies: mpsc::Receiver<Reply>,
+    hub: Arc<Hub>,
+) {
+    let metrics = hub.metrics.clone();
+    if send(&mut sink, Message::Text(hello.into())).await.is_err() {
+        listener.leave().await;
+        return;
+    }
+    loop {
+        let msg = tokio::select! {
+            biased;
+            reason = &mut listener.kicked => {
+                let reason = reason.unwrap_or(CloseReason::Shutdown);
+                if reason == CloseReason::TooSlow {
+                    tracing::info!(listener = listener.id, "closing a listener that stopped reading");
+                }
+                let _ = close(&mut sink, reason.code(), reason.text()).await;
+                break;
+            }
+            reply = replies.recv() => match reply {
+                Some(Reply::Text(text)) => Message::Text(text.into()),
+                Some(Reply::Close(code, reason)) => {
+                    let _ = close(&mut sink, code, &reason).await;
+                    break;
+                }
+                None => break,
+            },
+            out = listener.queue.recv() => match out {
+                Some(Outgoing::Chunk(chunk)) => {
+                    let frame = match format {
+                        WireFormat::Binary => Message::Binary(chunk.binary_frame()),
+                        WireFormat::Json => match Utf8Bytes::try_from(chunk.json_frame()) {
+                            Ok(text) => Message::Text(text),
+                            Err(_) => break,
+                        },
+                    };
+                    metrics.chunks_sent.fetch_add(1, Ordering::Relaxed);
+                    frame
+                }
+                Some(Outgoing::Text(text)) => Message::Text(text.as_ref().into()),
+                None => break,
+            },
+        };
+        let len = match &msg {
+            Message::Binary(b) => b.len(),
+            Message::Text(t) => t.len(),
+            _ => 0,
+        };
+        // Race the send against a kick: a stalled peer blocks the send, and
+        // the session's verdict should not wait for the timeout.
+        let sent = tokio::select! {
+            r = send(&mut sink, msg) => r,
+            reason = &mut listener.kicked => {
+                tracing::info!(listener = listener.id, ?reason, "dropping a listener that stopped reading");
+                Err(())
+            }
+        };
+        if sent.is_err() {
+            break;
+        }
+        metrics.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
+    }
+    listener.leave().await;
+}
+
+async fn send(sink: &mut Sink, msg: Message) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close(sink: &mut Sink, code: u16, reason: &str) -> Result<(), ()> {
+    // Close reasons are limited to 123 bytes by the protocol.
+    let reason: String = reason.chars().take(120).collect();
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let result = send(sink, Message::Close(Some(frame))).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+    result
+}
+
+/// A token bucket: steady `RATE_PER_SEC` with bursts up to `RATE_BURST`.
+struct RateLimit {
+    tokens: f64,
+    last: Instant,
+    rejected_in_a_row: u32,
+}
+
+impl RateLimit {
+    fn new() -> Self {
+        Self {
+            tokens: RATE_BURST,
+            last: Instant::now(),
+            rejected_in_a_row: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * RATE_PER_SEC;
+        self.tokens = (self.tokens + refill).min(RATE_BURST);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.rejected_in_a_row = 0;
+            true
+        } else {
+            self.rejected_in_a_row += 1;
+            false
+        }
+    }
+}
+
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    replies: mpsc::Sender<Reply>,
+    session: crate::stream::session::SessionHandle,
+    hub: Arc<Hub>,
+) {
+    let metrics = hub.metrics.clone();
+    let mut limit = RateLimit::new();
+    let mut last_underruns: Option<u64> = None;
+    let reply_error = |e: ProtocolError| {
+        metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        Reply::Text(e.to_json())
+    };
+    while let Some(incoming) = stream.next().await {
+        let text = match incoming {
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Binary(_)) => {
+                let e = ProtocolError {
+                    code: "binary_not_supported",
+                    message: "the server accepts only JSON text messages from clients".into(),
+                };
+                if replies.try_send(reply_error(e)).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(Message::Close(_)) => return,
+            Err(_) => return,
+            Ok(_) => continue,
+        };
+        if text.len() > MAX_CLIENT_MESSAGE {
+            let reason = format!(
+                "message of {} bytes is too big: the limit is {MAX_CLIENT_MESSAGE}",
+                text.len()
+            );
+            close_with(&replies, 1009, reason).await;
+            return;
+        }
+        if !limit.allow() {
+            if limit.rejected_in_a_row >= MAX_REJECTED {
+                let reason = format!("message flood: more than {RATE_PER_SEC} messages per second");
+                close_with(&replies, 1008, reason).await;
+                return;
+            }
+            let e = ProtocolError {
+                code: "rate_limited",
+                message: format!(
+                    "too many messages: at most {RATE_PER_SEC} per second (bursts of {RATE_BURST})"
+                ),
+            };
+            let _ = replies.try_send(reply_error(e));
+            continue;
+        }
+        let reply = match protocol::parse(&text) {
+            Err(e) => Some(reply_error(e)),
+            Ok(ClientMessage::Ping { t }) => Some(Reply::Text(
+                serde_json::json!({"type": "pong", "t": t, "server_time": unix_now()}).to_string(),
+            )),
+            Ok(ClientMessage::Stats(s)) => {
+                if let Some(v) = s.latency_ms {
+                    metrics.record_client_latency_ms(v);
+                }
+                if let Some(v) = s.control_latency_ms {
+                    metrics.record_control_latency_ms(v);
+                }
+                if let Some(v) = s.buffer_ms {
+                    metrics.record_client_buffer_ms(v);
+                }
+                if let Some(u) = s.underruns {
+                    let delta = u.saturating_sub(last_underruns.unwrap_or(0));
+                    metrics.client_underruns.fetch_add(delta, Ordering::Relaxed);
+                    last_underruns = Some(u.max(last_underruns.unwrap_or(0)));
+                }
+                None
+            }
+            Ok(ClientMessage::Control(change)) => match session.control(change).await {
+                // The new parameters reach every listener as a `params` message.
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(reply_error(ProtocolError {
+                    code: "invalid_params",
+                    message: e.to_string(),
+                })),
+                Err(_) => return,
+            },
+        };
+        if let Some(r) = reply {
+            if replies.try_send(r).is_err() {
+                // The writer is not keeping up with our replies: a flood.
+                return;
+            }
+        }
+    }
+}
+
+/// Hands a close frame to the writer and waits (briefly) until it has gone.
+async fn close_with(replies: &mpsc::Sender<Reply>, code: u16, reason: String) {
+    let wait = async {
+        if replies.send(Reply::Close(code, reason)).await.is_ok() {
+            replies.closed().await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), wait).await;
+}
+
+/// The transport refuses (and drops) anything larger than this outright;
+/// between `MAX_CLIENT_MESSAGE` and this, the client gets a 1009 close with
+/// a reason.
+pub const TRANSPORT_MAX_MESSAGE: usize = 64 * 1024;

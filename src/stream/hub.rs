@@ -1,0 +1,285 @@
+//! Where listeners find their session: a fresh one of their own by default,
+//! or a shared room by name. The hub also enforces the listener and session
+//! limits and knows the counts that /api/status reports.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use super::pool::RenderPool;
+use super::renderer::Renderer;
+use super::session::{
+    self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
+};
+use crate::music::Params;
+use crate::synth::{EngineSettings, FontSet, RustyEngine};
+
+#[derive(Clone)]
+pub struct HubConfig {
+    pub fonts: FontSet,
+    pub engine: EngineSettings,
+    pub max_listeners: usize,
+    pub max_sessions: usize,
+    pub max_rooms: usize,
+    /// Chunks a listener may have waiting before it counts as stalled.
+    pub queue_chunks: usize,
+    /// Chunks rendered ahead of the wall clock (2 = 200 ms).
+    pub lead_chunks: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    #[error("server full: {limit} listeners already connected; try again later")]
+    TooManyListeners { limit: usize },
+    #[error(
+        "server full: {limit} sessions already running; join a shared room or try again later"
+    )]
+    TooManySessions { limit: usize },
+    #[error("too many rooms: {limit} already open; join an existing room or try again later")]
+    TooManyRooms { limit: usize },
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// A listener's end of its session: its queue, the signal that the server
+/// closed it, and what it needs to say hello.
+pub struct Listener {
+    pub id: u64,
+    pub session: SessionHandle,
+    pub info: JoinInfo,
+    pub queue: mpsc::Receiver<Outgoing>,
+    pub kicked: oneshot::Receiver<CloseReason>,
+    hub: Arc<Hub>,
+}
+
+impl Listener {
+    /// Leaves the session; the listener count drops at once.
+    pub async fn leave(self) {
+        self.session.leave(self.id).await;
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if self.hub.listeners.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.hub.idle.notify_waiters();
+        }
+    }
+}
+
+pub struct Hub {
+    config: HubConfig,
+    pool: Arc<RenderPool>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+    rooms: Mutex<HashMap<String, SessionHandle>>,
+    listeners: AtomicUsize,
+    /// Woken when the last listener leaves (shutdown waits on it).
+    idle: Notify,
+    sessions: Arc<AtomicUsize>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, render_threads: usize, shutdown: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            pool: Arc::new(RenderPool::new(render_threads)),
+            metrics: Arc::new(Metrics::new()),
+            shutdown,
+            rooms: Mutex::new(HashMap::new()),
+            listeners: AtomicUsize::new(0),
+            idle: Notify::new(),
+            sessions: Arc::new(AtomicUsize::new(0)),
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    pub fn listeners(&self) -> usize {
+        self.listeners.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once no listener is connected.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.listeners() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub fn sessions(&self) -> usize {
+        self.sessions.load(Ordering::Relaxed)
+    }
+
+    pub fn rooms(&self) -> usize {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn render_threads(&self) -> usize {
+        self.pool.threads()
+    }
+
+    /// Checks the limits without joining, so an HTTP upgrade can be refused
+    /// with a 503 before the WebSocket handshake.
+    pub fn admit(&self, room: Option<&str>) -> Result<(), JoinError> {
+        if self.shutdown.is_cancelled() {
+            return Err(JoinError::ShuttingDown);
+        }
+        if self.listeners() >= self.config.max_listeners {
+            return Err(JoinError::TooManyListeners {
+                limit: self.config.max_listeners,
+            });
+        }
+        let existing_room = room.is_some_and(|r| {
+            self.rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(r)
+                .is_some_and(|h| !h.is_closed())
+        });
+        if !existing_room {
+            if self.sessions() >= self.config.max_sessions {
+                return Err(JoinError::TooManySessions {
+                    limit: self.config.max_sessions,
+                });
+            }
+            if room.is_some() && self.rooms() >= self.config.max_rooms {
+                return Err(JoinError::TooManyRooms {
+                    limit: self.config.max_rooms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins the named room (creating it with `params` if it does not exist)
+    /// or, without a room, starts a session of the listener's own.
+    pub async fn join(
+        self: &Arc<Self>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+    ) -> Result<Listener, JoinError> {
+        self.admit(room.as_deref())?;
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // From here on the count is released by Listener's Drop, or below.
+        let joined = self.join_counted(id, room, params, preset).await;
+        if joined.is_err() {
+            self.listeners.fetch_sub(1, Ordering::Relaxed);
+        }
+        joined
+    }
+
+    async fn join_counted(
+        self: &Arc<Self>,
+        id: u64,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+    ) -> Result<Listener, JoinError> {
+        // A room whose session is ending refuses the join; the next attempt
+        // finds it gone and starts a new one. Two tries suffice.
+        for _ in 0..2 {
+            let (queue_tx, queue) = mpsc::channel(self.config.queue_chunks.max(2));
+            let (kick, kicked) = oneshot::channel();
+            let entry = ListenerEntry {
+                id,
+                queue: queue_tx,
+                kick,
+            };
+            let (session, info) =
+                match self.find_or_start(room.as_deref(), &params, &preset, entry)? {
+                    Found::Started(handle, info) => (handle, info),
+                    Found::Existing(handle, entry) => match handle.join(entry).await {
+                        Ok(info) => (handle, info),
+                        Err(_) => continue,
+                    },
+                };
+            return Ok(Listener {
+                id,
+                session,
+                info,
+                queue,
+                kicked,
+                hub: Arc::clone(self),
+            });
+        }
+        Err(JoinError::ShuttingDown)
+    }
+
+    /// Looks the room up and, if it is not running, starts its session, all
+    /// under one lock so two listeners arriving together share one session.
+    fn find_or_start(
+        self: &Arc<Self>,
+        room: Option<&str>,
+        params: &Params,
+        preset: &Option<String>,
+        first: ListenerEntry,
+    ) -> Result<Found, JoinError> {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = room {
+            if let Some(h) = rooms.get(r).filter(|h| !h.is_closed()) {
+                return Ok(Found::Existing(h.clone(), first));
+            }
+            if !rooms.contains_key(r) && rooms.len() >= self.config.max_rooms {
+                return Err(JoinError::TooManyRooms {
+                    limit: self.config.max_rooms,
+                });
+            }
+        }
+        if self.sessions() >= self.config.max_sessions {
+            return Err(JoinError::TooManySessions {
+                limit: self.config.max_sessions,
+            });
+        }
+        let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
+        let engine = Box::new(RustyEngine::new(&self.config.fonts, self.config.engine));
+        let spec = SessionSpec {
+            id: id.clone(),
+            room: room.map(Arc::from),
+            renderer: Renderer::new(params.clone(), engine),
+            preset: preset.clone(),
+            lead_chunks: self.config.lead_chunks,
+            pool: Arc::clone(&self.pool),
+            metrics: Arc::clone(&self.metrics),
+            shutdown: self.shutdown.clone(),
+        };
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        let hub = Arc::downgrade(self);
+        let sessions = Arc::clone(&self.sessions);
+        let room_name = room.map(str::to_string);
+        let session_id = id.clone();
+        let (handle, info) = session::spawn(spec, first, move || {
+            sessions.fetch_sub(1, Ordering::Relaxed);
+            if let (Some(hub), Some(r)) = (hub.upgrade(), room_name) {
+                let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
+                if rooms.get(&r).is_some_and(|h| h.id == session_id) {
+                    rooms.remove(&r);
+                }
+            }
+        });
+        if let Some(r) = room {
+            rooms.insert(r.to_string(), handle.clone());
+        }
+        Ok(Found::Started(handle, info))
+    }
+}
+
+enum Found {
+    Existing(SessionHandle, ListenerEntry),
+    Started(SessionHandle, JoinInfo),
+}

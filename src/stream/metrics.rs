@@ -1,0 +1,169 @@
+//! Server-wide counters and recent-sample windows behind /api/metrics and
+//! /metrics. Windows are fixed-size rings, so memory does not grow with uptime.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::offline::percentile;
+
+/// Samples kept per window: enough for stable p99s over the last minutes.
+const WINDOW: usize = 4_096;
+
+/// The newest `WINDOW` values of one measurement.
+struct Window {
+    values: Vec<f64>,
+    next: usize,
+}
+
+impl Window {
+    fn new() -> Self {
+        Self {
+            values: Vec::with_capacity(WINDOW),
+            next: 0,
+        }
+    }
+
+    fn push(&mut self, v: f64) {
+        if self.values.len() < WINDOW {
+            self.values.push(v);
+        } else {
+            self.values[self.next] = v;
+        }
+        self.next = (self.next + 1) % WINDOW;
+    }
+
+    fn summary(&self) -> Percentiles {
+        let mut v = self.values.clone();
+        Percentiles {
+            count: v.len(),
+            p50: percentile(&mut v, 50.0),
+            p95: percentile(&mut v, 95.0),
+            p99: percentile(&mut v, 99.0),
+            max: percentile(&mut v, 100.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Percentiles {
+    pub count: usize,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub struct Metrics {
+    pub started: Instant,
+    pub chunks_rendered: AtomicU64,
+    pub chunks_sent: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub listeners_dropped_slow: AtomicU64,
+    pub client_underruns: AtomicU64,
+    pub control_changes: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    synth_ms: Mutex<Window>,
+    client_latency_ms: Mutex<Window>,
+    control_latency_ms: Mutex<Window>,
+    client_buffer_ms: Mutex<Window>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn record(window: &Mutex<Window>, v: f64) {
+    if v.is_finite() {
+        window.lock().unwrap_or_else(|e| e.into_inner()).push(v);
+    }
+}
+
+fn summary(window: &Mutex<Window>) -> Percentiles {
+    window.lock().unwrap_or_else(|e| e.into_inner()).summary()
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            chunks_rendered: AtomicU64::new(0),
+            chunks_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            listeners_dropped_slow: AtomicU64::new(0),
+            client_underruns: AtomicU64::new(0),
+            control_changes: AtomicU64::new(0),
+            protocol_errors: AtomicU64::new(0),
+            synth_ms: Mutex::new(Window::new()),
+            client_latency_ms: Mutex::new(Window::new()),
+            control_latency_ms: Mutex::new(Window::new()),
+            client_buffer_ms: Mutex::new(Window::new()),
+        }
+    }
+
+    pub fn record_synth_ms(&self, ms: f64) {
+        self.chunks_rendered.fetch_add(1, Ordering::Relaxed);
+        record(&self.synth_ms, ms);
+    }
+
+    pub fn record_client_latency_ms(&self, ms: f64) {
+        record(&self.client_latency_ms, ms);
+    }
+
+    pub fn record_control_latency_ms(&self, ms: f64) {
+        record(&self.control_latency_ms, ms);
+    }
+
+    pub fn record_client_buffer_ms(&self, ms: f64) {
+        record(&self.client_buffer_ms, ms);
+    }
+
+    pub fn synth_ms(&self) -> Percentiles {
+        summary(&self.synth_ms)
+    }
+
+    pub fn client_latency_ms(&self) -> Percentiles {
+        summary(&self.client_latency_ms)
+    }
+
+    pub fn control_latency_ms(&self) -> Percentiles {
+        summary(&self.control_latency_ms)
+    }
+
+    pub fn client_buffer_ms(&self) -> Percentiles {
+        summary(&self.client_buffer_ms)
+    }
+
+    pub fn uptime_s(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_keeps_only_the_newest_values() {
+        let mut w = Window::new();
+        for i in 0..(WINDOW * 3) {
+            w.push(i as f64);
+        }
+        assert_eq!(w.values.len(), WINDOW);
+        let s = w.summary();
+        assert_eq!(s.max, (WINDOW * 3 - 1) as f64);
+        assert!(s.p50 >= (WINDOW * 2) as f64);
+    }
+
+    #[test]
+    fn non_finite_reports_are_ignored() {
+        let m = Metrics::new();
+        m.record_client_latency_ms(f64::NAN);
+        m.record_client_latency_ms(120.0);
+        assert_eq!(m.client_latency_ms().count, 1);
+    }
+}

@@ -1,0 +1,348 @@
+//! A session: one renderer, paced to the wall clock, fanned out to one or more
+//! listeners. The session task owns the renderer outright (no lock): it lends
+//! it to the render pool for one chunk at a time and applies control changes
+//! between chunks.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::chunk::Chunk;
+use super::metrics::Metrics;
+use super::pool::RenderPool;
+use super::renderer::Renderer;
+use crate::audio::{pcm, CHUNK_FRAMES};
+use crate::music::change::{ChangeError, ParamChange};
+use crate::music::Params;
+
+pub const CHUNK_DURATION: Duration = Duration::from_millis(crate::audio::CHUNK_MS as u64);
+
+/// What a listener's queue carries: audio, or a text message for everyone in
+/// the session (e.g. the parameters after a control change).
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    Chunk(Arc<Chunk>),
+    Text(Arc<str>),
+}
+
+/// Why the server ends a listener's stream; sent as the WebSocket close frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The listener's queue filled: it is not reading fast enough.
+    TooSlow,
+    Shutdown,
+}
+
+impl CloseReason {
+    pub fn code(self) -> u16 {
+        match self {
+            CloseReason::TooSlow => 1008,
+            CloseReason::Shutdown => 1001,
+        }
+    }
+
+    pub fn text(self) -> &'static str {
+        match self {
+            CloseReason::TooSlow => "listener too slow: its queue of unsent audio is full",
+            CloseReason::Shutdown => "server shutting down",
+        }
+    }
+}
+
+/// The parameters in force, with the preset they started from.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ParamsState {
+    pub preset: Option<String>,
+    #[serde(flatten)]
+    pub params: Params,
+}
+
+/// Answer to a control change: what now holds, and the first chunk whose
+/// music follows it (the change is staged to the next beat).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ControlAck {
+    pub state: ParamsState,
+    pub applies_at_seq: u64,
+}
+
+/// What a new listener learns when it joins.
+#[derive(Debug, Clone)]
+pub struct JoinInfo {
+    pub state: ParamsState,
+    pub next_seq: u64,
+}
+
+pub struct ListenerEntry {
+    pub id: u64,
+    pub queue: mpsc::Sender<Outgoing>,
+    pub kick: oneshot::Sender<CloseReason>,
+}
+
+pub(super) enum Command {
+    Join {
+        entry: ListenerEntry,
+        reply: oneshot::Sender<JoinInfo>,
+    },
+    Leave {
+        id: u64,
+    },
+    Control {
+        change: ParamChange,
+        reply: oneshot::Sender<Result<ControlAck, ChangeError>>,
+    },
+}
+
+/// A cheap handle to a running session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    pub id: Arc<str>,
+    pub room: Option<Arc<str>>,
+    commands: mpsc::Sender<Command>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionEnded;
+
+impl SessionHandle {
+    pub(super) async fn join(&self, entry: ListenerEntry) -> Result<JoinInfo, SessionEnded> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Join { entry, reply })
+            .await
+            .map_err(|_| SessionEnded)?;
+        rx.await.map_err(|_| SessionEnded)
+    }
+
+    pub async fn leave(&self, id: u64) {
+        let _ = self.commands.send(Command::Leave { id }).await;
+    }
+
+    pub async fn control(
+        &self,
+        change: ParamChange,
+    ) -> Result<Result<ControlAck, ChangeError>, SessionEnded> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Control { change, reply })
+            .await
+            .map_err(|_| SessionEnded)?;
+        rx.await.map_err(|_| SessionEnded)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+}
+
+pub(super) struct SessionSpec {
+    pub id: Arc<str>,
+    pub room: Option<Arc<str>>,
+    pub renderer: Renderer,
+    pub preset: Option<String>,
+    pub lead_chunks: u64,
+    pub pool: Arc<RenderPool>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
+
+/// Commands waiting per session; joins and controls are rare, so a small
+/// bound is plenty and keeps a flood from growing memory.
+const COMMAND_QUEUE: usize = 64;
+
+/// Starts a session task with its first listener already in it, so a session
+/// is never empty at birth. Returns the handle and the first listener's info;
+/// `on_end` runs when the last listener has left (after the task stopped
+/// taking commands).
+pub(super) fn spawn(
+    spec: SessionSpec,
+    first: ListenerEntry,
+    on_end: impl FnOnce() + Send + 'static,
+) -> (SessionHandle, JoinInfo) {
+    let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+    let handle = SessionHandle {
+        id: spec.id.clone(),
+        room: spec.room.clone(),
+        commands,
+    };
+    let info = JoinInfo {
+        state: ParamsState {
+            preset: spec.preset.clone(),
+            params: spec.renderer.params().clone(),
+        },
+        next_seq: 0,
+    };
+    let task = SessionTask {
+        renderer: Some(spec.renderer),
+        preset: spec.preset,
+        listeners: vec![first],
+        seq: 0,
+        lead_chunks: spec.lead_chunks,
+        pool: spec.pool,
+        metrics: spec.metrics,
+    };
+    tokio::spawn(async move {
+        task.run(rx, spec.shutdown).await;
+        on_end();
+    });
+    (handle, info)
+}
+
+struct SessionTask {
+    /// `None` only while lent to a render thread.
+    renderer: Option<Renderer>,
+    preset: Option<String>,
+    listeners: Vec<ListenerEntry>,
+    seq: u64,
+    lead_chunks: u64,
+    pool: Arc<RenderPool>,
+    metrics: Arc<Metrics>,
+}
+
+impl SessionTask {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        let start = Instant::now();
+        while !self.listeners.is_empty() {
+            // Chunk n leaves at start + (n - lead) × 100 ms: an absolute
+            // schedule, so repeated sleeps never accumulate drift, and the
+            // stream runs exactly `lead` chunks ahead of the wall clock.
+            let due = start + CHUNK_DURATION * self.seq.saturating_sub(self.lead_chunks) as u32;
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => {
+                    for l in self.listeners.drain(..) {
+                        let _ = l.kick.send(CloseReason::Shutdown);
+                    }
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(due) => {
+                    if !self.render_and_send(due).await {
+                        break;
+                    }
+                }
+            }
+        }
+        // Refuse whatever is still queued: a join that raced with the end is
+        // answered by a closed channel, and the joiner starts a new session.
+        commands.close();
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join { entry, reply } => {
+                let info = JoinInfo {
+                    state: self.state(),
+                    next_seq: self.seq,
+                };
+                if reply.send(info).is_ok() {
+                    self.listeners.push(entry);
+                }
+            }
+            Command::Leave { id } => self.listeners.retain(|l| l.id != id),
+            Command::Control { change, reply } => {
+                let _ = reply.send(self.apply_control(&change));
+            }
+        }
+    }
+
+    fn state(&self) -> ParamsState {
+        let renderer = self
+            .renderer
+            .as_ref()
+            .expect("renderer is home between chunks");
+        ParamsState {
+            preset: self.preset.clone(),
+            params: renderer.params().clone(),
+        }
+    }
+
+    fn apply_control(&mut self, change: &ParamChange) -> Result<ControlAck, ChangeError> {
+        let renderer = self
+            .renderer
+            .as_mut()
+            .expect("renderer is home between chunks");
+        let (params, preset) = change.apply_to(renderer.params())?;
+        renderer.set_params(params);
+        if let Some(p) = preset {
+            self.preset = Some(p.name.to_string());
+        }
+        let applies_at_seq = renderer.horizon().div_ceil(CHUNK_FRAMES as u64);
+        self.metrics
+            .control_changes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ack = ControlAck {
+            state: self.state(),
+            applies_at_seq,
+        };
+        let text: Arc<str> = params_message(&ack).into();
+        self.broadcast(Outgoing::Text(text));
+        Ok(ack)
+    }
+
+    /// Renders the next chunk on the pool and hands it to every listener.
+    /// Returns false if the pool has shut down.
+    async fn render_and_send(&mut self, due: Instant) -> bool {
+        let Some(mut renderer) = self.renderer.take() else {
+            return false;
+        };
+        let job = move || {
+            let started = std::time::Instant::now();
+            let mut samples = Vec::with_capacity(CHUNK_FRAMES * 2);
+            renderer.render(CHUNK_FRAMES, &mut samples);
+            let mut bytes = Vec::with_capacity(samples.len() * 2);
+            pcm::to_le_bytes(&samples, &mut bytes);
+            (renderer, bytes, started.elapsed())
+        };
+        let Ok((renderer, bytes, took)) = self.pool.run(due.into_std(), job).await else {
+            return false;
+        };
+        self.renderer = Some(renderer);
+        self.metrics.record_synth_ms(took.as_secs_f64() * 1e3);
+        let chunk = Arc::new(Chunk::new(self.seq, unix_now(), Bytes::from(bytes)));
+        self.seq += 1;
+        self.broadcast(Outgoing::Chunk(chunk));
+        true
+    }
+
+    /// Offers a message to every listener without waiting: a listener whose
+    /// queue is full is dropped, so one stalled reader never delays the rest.
+    fn broadcast(&mut self, msg: Outgoing) {
+        let all = std::mem::take(&mut self.listeners);
+        for l in all {
+            match l.queue.try_send(msg.clone()) {
+                Ok(()) => self.listeners.push(l),
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    self.metrics
+                        .listeners_dropped_slow
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let _ = l.kick.send(CloseReason::TooSlow);
+                }
+            }
+        }
+    }
+}
+
+/// The `params` message sent to every listener of a session after a change.
+pub fn params_message(ack: &ControlAck) -> String {
+    let mut v = serde_json::to_value(&ack.state).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("type".into(), "params".into());
+        obj.insert("applies_at_seq".into(), ack.applies_at_seq.into());
+    }
+    v.to_string()
+}
+
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

@@ -1,0 +1,115 @@
+//! The default backend: rustysynth, a pure-Rust SoundFont synthesizer, so
+//! Auralis builds and runs with no C library installed.
+
+use std::sync::Arc;
+
+use rustysynth::{Synthesizer, SynthesizerSettings};
+
+use super::engine::{Engine, EngineSettings};
+use super::soundfonts::FontSet;
+use crate::music::PIANO_CHANNEL;
+
+/// Frames rendered per call into the scratch buffers; any request is split
+/// into pieces of at most this size so nothing is allocated on the audio path.
+const SCRATCH_FRAMES: usize = 1024;
+
+/// One rustysynth synthesizer per distinct font: the piano channel plays from
+/// the piano font, every other channel from the pad/GM font. When both are the
+/// same font a single synthesizer serves all channels.
+///
+/// The synthesizers' own reverb and chorus are off: reverb is applied once on
+/// the mix (see `audio::reverb`), which is cheaper than one per font and lets
+/// the brief's reverb parameters be set exactly.
+pub struct RustyEngine {
+    piano: Synthesizer,
+    pad: Option<Synthesizer>,
+    scratch_left: Vec<f32>,
+    scratch_right: Vec<f32>,
+}
+
+impl RustyEngine {
+    pub fn new(fonts: &FontSet, settings: EngineSettings) -> Self {
+        let piano = synthesizer(&fonts.piano.font, settings);
+        let pad = (!Arc::ptr_eq(&fonts.piano.font, &fonts.pad.font))
+            .then(|| synthesizer(&fonts.pad.font, settings));
+        Self {
+            piano,
+            pad,
+            scratch_left: vec![0.0; SCRATCH_FRAMES],
+            scratch_right: vec![0.0; SCRATCH_FRAMES],
+        }
+    }
+
+    fn synth_for(&mut self, channel: u8) -> &mut Synthesizer {
+        match &mut self.pad {
+            Some(pad) if channel != PIANO_CHANNEL => pad,
+            _ => &mut self.piano,
+        }
+    }
+}
+
+fn synthesizer(font: &Arc<rustysynth::SoundFont>, settings: EngineSettings) -> Synthesizer {
+    let mut s = SynthesizerSettings::new(crate::SAMPLE_RATE as i32);
+    s.maximum_polyphony = settings.polyphony.clamp(8, 256);
+    s.enable_reverb_and_chorus = false;
+    let mut synth =
+        Synthesizer::new(font, &s).expect("sample rate and clamped polyphony are always valid");
+    synth.set_master_volume(settings.gain);
+    synth
+}
+
+impl Engine for RustyEngine {
+    fn name(&self) -> &'static str {
+        "rustysynth"
+    }
+
+    fn program_change(&mut self, channel: u8, program: u8) {
+        self.synth_for(channel).process_midi_message(
+            i32::from(channel),
+            0xC0,
+            i32::from(program),
+            0,
+        );
+    }
+
+    fn note_on(&mut self, channel: u8, key: u8, velocity: u8) {
+        self.synth_for(channel)
+            .note_on(i32::from(channel), i32::from(key), i32::from(velocity));
+    }
+
+    fn note_off(&mut self, channel: u8, key: u8) {
+        self.synth_for(channel)
+            .note_off(i32::from(channel), i32::from(key));
+    }
+
+    fn all_notes_off(&mut self) {
+        self.piano.note_off_all(false);
+        if let Some(pad) = &mut self.pad {
+            pad.note_off_all(false);
+        }
+    }
+
+    fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let Some(pad) = &mut self.pad else {
+            self.piano.render(left, right);
+            return;
+        };
+        for (l, r) in left
+            .chunks_mut(SCRATCH_FRAMES)
+            .zip(right.chunks_mut(SCRATCH_FRAMES))
+        {
+            self.piano.render(l, r);
+            let (sl, sr) = (
+                &mut self.scratch_left[..l.len()],
+                &mut self.scratch_right[..r.len()],
+            );
+            pad.render(sl, sr);
+            for (d, s) in l.iter_mut().zip(sl.iter()) {
+                *d += *s;
+            }
+            for (d, s) in r.iter_mut().zip(sr.iter()) {
+                *d += *s;
+            }
+        }
+    }
+}

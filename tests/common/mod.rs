@@ -1,0 +1,174 @@
+//! Shared helpers for the integration tests: a real server on 127.0.0.1 with
+//! the built-in font, a real WebSocket client, and a minimal HTTP GET.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use auralis::server::{RunningServer, ServerConfig};
+use auralis::stream::HubConfig;
+use auralis::synth::{EngineSettings, FontSet};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Every wait in a test is bounded by this.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn fonts() -> FontSet {
+    static FONTS: OnceLock<FontSet> = OnceLock::new();
+    FONTS.get_or_init(FontSet::builtin).clone()
+}
+
+pub fn config() -> ServerConfig {
+    ServerConfig {
+        host: "127.0.0.1".into(),
+        port: 0,
+        render_threads: 2,
+        hub: HubConfig {
+            fonts: fonts(),
+            engine: EngineSettings::default(),
+            max_listeners: 100,
+            max_sessions: 50,
+            max_rooms: 10,
+            queue_chunks: 20,
+            lead_chunks: 2,
+        },
+    }
+}
+
+pub async fn start() -> RunningServer {
+    start_with(config()).await
+}
+
+pub async fn start_with(config: ServerConfig) -> RunningServer {
+    auralis::server::start(config).await.expect("server starts")
+}
+
+pub async fn connect(server: &RunningServer, query: &str) -> Ws {
+    let url = format!("ws://{}/ws/stream{query}", server.addr);
+    let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    ws
+}
+
+/// The next message of any kind, bounded by `WAIT`.
+pub async fn next(ws: &mut Ws) -> Message {
+    tokio::time::timeout(WAIT, ws.next())
+        .await
+        .expect("a message in time")
+        .expect("stream open")
+        .expect("no transport error")
+}
+
+/// The next text message that is not audio, as JSON.
+pub async fn next_event(ws: &mut Ws) -> Value {
+    loop {
+        if let Message::Text(t) = next(ws).await {
+            let v: Value = serde_json::from_str(&t).expect("server sends JSON");
+            if v["type"] != "audio_chunk" {
+                return v;
+            }
+        }
+    }
+}
+
+/// A decoded audio chunk, whichever the format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub seq: u64,
+    pub timestamp: f64,
+    pub pcm: Vec<u8>,
+}
+
+pub fn decode_audio(msg: &Message) -> Option<Audio> {
+    use base64::Engine as _;
+    match msg {
+        Message::Binary(b) => {
+            assert_eq!(&b[0..4], b"AURA", "binary frames start with the magic");
+            Some(Audio {
+                seq: u64::from_le_bytes(b[8..16].try_into().unwrap()),
+                timestamp: f64::from_le_bytes(b[16..24].try_into().unwrap()),
+                pcm: b[32..].to_vec(),
+            })
+        }
+        Message::Text(t) => {
+            let v: Value = serde_json::from_str(t).ok()?;
+            (v["type"] == "audio_chunk").then(|| Audio {
+                seq: v["seq"].as_u64().unwrap(),
+                timestamp: v["timestamp"].as_f64().unwrap(),
+                pcm: base64::engine::general_purpose::STANDARD
+                    .decode(v["audio_data"].as_str().unwrap())
+                    .unwrap(),
+            })
+        }
+        _ => None,
+    }
+}
+
+pub async fn next_audio(ws: &mut Ws) -> Audio {
+    loop {
+        if let Some(a) = decode_audio(&next(ws).await) {
+            return a;
+        }
+    }
+}
+
+pub async fn send_json(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// A plain HTTP/1.1 GET: (status, body).
+pub async fn http_get(server: &RunningServer, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(server.addr).await.expect("tcp connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+        .await
+        .expect("response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text[9..12].parse().expect("status code");
+    let body_start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
+    let head = &text[..body_start];
+    let mut body = text[body_start..].to_string();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    (status, body)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("\r\n") {
+        let Ok(n) = usize::from_str_radix(rest[..i].trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[i + 2..i + 2 + n]);
+        rest = &rest[i + 2 + n + 2..];
+    }
+    out
+}
+
+pub async fn get_json(server: &RunningServer, path: &str) -> Value {
+    let (status, body) = http_get(server, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).expect("JSON body")
+}

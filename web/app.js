@@ -1,0 +1,473 @@
+// The page: wires the controls, the connection, the player and the
+// measurements together, and shows what is happening.
+
+import { ClockSync, nowMs } from './clock.js';
+import { Connection } from './connection.js';
+import { Measurements, percentile } from './measure.js';
+import { Meter } from './meter.js';
+import { Player } from './player.js';
+import { DEFAULTS, KEYS, MODES, isValid, loadSettings, saveSettings, streamQuery } from './settings.js';
+
+/** Ping (clock offset) and stats (server metrics) cadence. */
+const REPORT_MS = 2000;
+const UNDERRUN_WARNING_PER_MINUTE = 5;
+const MUSIC_PARAMS = ['key', 'mode', 'bpm', 'intensity'];
+
+const $ = (id) => document.getElementById(id);
+const format = new URLSearchParams(location.search).get('format') === 'json' ? 'json' : 'binary';
+const settings = loadSettings();
+const clock = new ClockSync();
+const measure = new Measurements();
+
+const app = {
+  connection: { name: 'idle' },
+  playing: false,
+  contextError: null,
+  worklet: null, // the worklet's latest status report
+  preset: null, // what the server says holds
+  params: null,
+  presets: [],
+  reconnects: 0,
+  streamsSinceStart: 0,
+  underrunsAtStream: 0,
+  lastUnderruns: 0,
+  latencyMs: null,
+  controlLatencyMs: null,
+  serverMessage: null,
+};
+
+let player = null;
+let meter = null;
+let reportTimer = null;
+let countdownTimer = null;
+
+const connection = new Connection({
+  url: () => {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    return `${scheme}://${location.host}/ws/stream?${streamQuery(settings, format)}`;
+  },
+  onState: (state) => {
+    app.connection = state;
+    clearInterval(countdownTimer);
+    if (state.name === 'reconnecting') countdownTimer = setInterval(renderState, 100);
+    if (state.name !== 'streaming') clearInterval(reportTimer);
+    renderState();
+  },
+  onHello,
+  onChunk: (chunk, conn, arrival) => player.push(chunk, conn, arrival),
+  onMessage,
+});
+
+// ---- Stream messages ----------------------------------------------------
+
+function onHello(msg) {
+  if (app.streamsSinceStart > 0) app.reconnects++;
+  app.streamsSinceStart++;
+  app.underrunsAtStream = app.lastUnderruns;
+  app.serverMessage = null;
+  measure.streamChanged();
+  // A new connection may be a new server process; its clock is measured afresh.
+  clock.reset();
+  applyServerParams(msg.preset, msg.params);
+  if (app.presets.length === 0) loadStatus();
+  clearInterval(reportTimer);
+  ping();
+  reportTimer = setInterval(() => {
+    ping();
+    sendStats();
+  }, REPORT_MS);
+  renderAll();
+}
+
+function onMessage(msg, conn) {
+  switch (msg.type) {
+    case 'params':
+      measure.paramsAcked(conn, msg.applies_at_seq);
+      applyServerParams(msg.preset, msg);
+      break;
+    case 'pong':
+      clock.addPong(msg.t, msg.server_time, nowMs());
+      break;
+    case 'error':
+      app.serverMessage = `server: ${msg.message} (${msg.code})`;
+      renderMessage();
+      break;
+    default:
+      break;
+  }
+}
+
+function ping() {
+  connection.send({ type: 'ping', t: nowMs() });
+}
+
+/** Underruns are counted per stream: the server adds up what each
+ * connection reports, so a total carried across reconnects would count twice. */
+function sendStats() {
+  const w = app.worklet;
+  if (!w) return;
+  connection.send({
+    type: 'stats',
+    buffer_ms: framesToMs(w.depthFrames),
+    underruns: w.underruns - app.underrunsAtStream,
+    latency_ms: app.latencyMs ?? undefined,
+    jitter_ms: w.jitterMs,
+  });
+}
+
+/** The server's word on what plays now (hello or params) becomes the saved
+ * settings too, so a reconnect asks for exactly this. */
+function applyServerParams(preset, params) {
+  app.preset = preset ?? null;
+  app.params = {
+    key: params.key,
+    mode: params.mode,
+    bpm: tidy(params.bpm),
+    intensity: tidy(params.intensity),
+    seed: params.seed,
+    pad_program: params.pad_program,
+  };
+  if (isValid('preset', preset)) settings.preset = preset;
+  for (const name of MUSIC_PARAMS) {
+    if (isValid(name, app.params[name])) settings[name] = app.params[name];
+  }
+  saveSettings(settings);
+  renderControls();
+  renderNowPlaying();
+}
+
+/** The server keeps tempo and intensity as f32 and sends them widened to
+ * f64 (0.35 arrives as 0.3499999940395355); six significant digits give the
+ * value that was meant back. */
+function tidy(v) {
+  return typeof v === 'number' ? Number(v.toPrecision(6)) : v;
+}
+
+// ---- Worklet reports ------------------------------------------------------
+
+function onWorkletStatus(status) {
+  const now = nowMs();
+  if (status.underruns > app.lastUnderruns) {
+    measure.underrunsAdded(status.underruns - app.lastUnderruns, now);
+  }
+  app.lastUnderruns = status.underruns;
+  app.worklet = status;
+  app.playing = status.playing;
+  const started = status.started;
+  if (started) {
+    const heardAt = player.heardAt(started.time);
+    const { latency, controls } = measure.chunkHeard(
+      started.conn,
+      started.seq,
+      started.ts,
+      heardAt,
+      clock.offsetMs,
+    );
+    if (latency !== null) app.latencyMs = latency;
+    for (const ms of controls) {
+      app.controlLatencyMs = ms;
+      connection.send({ type: 'stats', control_latency_ms: ms });
+    }
+  }
+  renderHealth();
+  renderState();
+}
+
+// ---- Start / stop ---------------------------------------------------------
+
+async function toggle() {
+  const button = $('start');
+  button.disabled = true;
+  try {
+    if (button.getAttribute('aria-pressed') === 'true') await stop();
+    else await start();
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function start() {
+  try {
+    if (!player) {
+      player = await Player.create(onWorkletStatus);
+      player.setVolume(settings.volume);
+      meter = new Meter($('meter'), player.analyser);
+    } else {
+      await player.resume();
+    }
+  } catch (e) {
+    app.contextError = `audio unavailable: ${e.message}`;
+    renderState();
+    return;
+  }
+  app.contextError = null;
+  app.streamsSinceStart = 0;
+  meter.start();
+  connection.start();
+  setPressed(true);
+}
+
+async function stop() {
+  connection.stop();
+  player.flush();
+  meter.stop();
+  await player.suspend();
+  setPressed(false);
+}
+
+function setPressed(on) {
+  const button = $('start');
+  button.setAttribute('aria-pressed', String(on));
+  button.textContent = on ? 'Stop' : 'Start';
+}
+
+// ---- Controls -------------------------------------------------------------
+
+function fillSelect(select, values, label = (v) => v) {
+  select.replaceChildren(
+    ...values.map((v) => {
+      const o = document.createElement('option');
+      o.value = v;
+      o.textContent = label(v);
+      return o;
+    }),
+  );
+}
+
+function setupControls() {
+  fillSelect($('key'), KEYS);
+  fillSelect($('mode'), MODES);
+  // Until /api/status answers, the saved preset is the only one known.
+  fillSelect($('preset'), [settings.preset]);
+
+  $('preset').addEventListener('change', (e) => choosePreset(e.target.value));
+  $('key').addEventListener('change', (e) => change('key', e.target.value));
+  $('mode').addEventListener('change', (e) => change('mode', e.target.value));
+  // Sliders send on release ('change'), not on every step ('input'): the
+  // server allows 20 messages a second and each change restages the music.
+  for (const name of ['bpm', 'intensity']) {
+    $(name).addEventListener('input', renderOutputs);
+    $(name).addEventListener('change', (e) => change(name, Number(e.target.value)));
+  }
+  $('volume').addEventListener('input', (e) => change('volume', Number(e.target.value)));
+  $('start').addEventListener('click', toggle);
+  renderControls();
+}
+
+function change(name, value) {
+  if (!isValid(name, value)) return;
+  settings[name] = value;
+  saveSettings(settings);
+  if (name === 'volume') {
+    player?.setVolume(value);
+    renderOutputs();
+    return;
+  }
+  if (connection.send({ type: 'control', params: { [name]: value } })) {
+    measure.controlSent(nowMs());
+  }
+}
+
+/** A preset replaces key, mode, tempo and intensity; they are set here too,
+ * so a query built before the server answers does not undo the preset. */
+function choosePreset(name) {
+  const p = app.presets.find((x) => x.name === name);
+  if (!p) return;
+  settings.preset = name;
+  for (const k of MUSIC_PARAMS) if (isValid(k, p[k])) settings[k] = p[k];
+  saveSettings(settings);
+  renderControls();
+  if (connection.send({ type: 'control', params: { preset: name } })) {
+    measure.controlSent(nowMs());
+  }
+}
+
+async function loadStatus() {
+  try {
+    const res = await fetch('/api/status');
+    if (!res.ok) return;
+    const status = await res.json();
+    app.presets = Array.isArray(status.presets) ? status.presets : [];
+    const names = app.presets.map((p) => p.name);
+    if (!names.includes(settings.preset)) names.unshift(settings.preset);
+    fillSelect($('preset'), names);
+    renderControls();
+    renderNowPlaying();
+    renderAttribution(status.soundfonts);
+  } catch {
+    // The server is down; loadStatus runs again on the next hello.
+  }
+}
+
+// ---- Rendering ------------------------------------------------------------
+
+function framesToMs(frames) {
+  return (frames / (player ? player.sampleRate : 44100)) * 1000;
+}
+
+function fmtMs(v) {
+  return v === null || v === undefined ? '—' : `${Math.round(v)} ms`;
+}
+
+function renderControls() {
+  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'volume']) {
+    $(name).value = String(settings[name] ?? DEFAULTS[name]);
+  }
+  renderOutputs();
+}
+
+function renderOutputs() {
+  $('bpm-value').textContent = `${$('bpm').value} BPM`;
+  $('intensity-value').textContent = Number($('intensity').value).toFixed(2);
+  $('volume-value').textContent = `${Math.round(Number($('volume').value) * 100)} %`;
+}
+
+function renderNowPlaying() {
+  const el = $('now-playing');
+  const p = app.params;
+  if (!p) {
+    el.textContent = '—';
+    return;
+  }
+  const name = app.preset ? `${app.preset} · ` : '';
+  el.textContent = `${name}${p.key} ${p.mode} · ${Math.round(p.bpm)} BPM · intensity ${Number(p.intensity).toFixed(2)}`;
+  el.dataset.key = p.key;
+  el.dataset.mode = p.mode;
+  el.dataset.bpm = String(p.bpm);
+  el.dataset.intensity = String(p.intensity);
+  el.dataset.preset = app.preset ?? '';
+  const preset = app.presets.find((x) => x.name === app.preset);
+  $('description').textContent = preset ? preset.description : '';
+}
+
+/** One word for tests and styling, one phrase for people. */
+function currentState() {
+  if (app.contextError) return { name: 'error', text: app.contextError };
+  const c = app.connection;
+  switch (c.name) {
+    case 'streaming':
+      return app.playing
+        ? { name: 'playing', text: 'playing' }
+        : { name: 'buffering', text: 'buffering…' };
+    case 'connecting':
+      return { name: 'connecting', text: c.attempt > 0 ? `connecting (attempt ${c.attempt}/${c.maxAttempts})…` : 'connecting…' };
+    case 'reconnecting': {
+      const s = Math.max(0, (c.retryAt - performance.now()) / 1000);
+      return { name: 'reconnecting', text: `reconnecting in ${s.toFixed(1)} s (attempt ${c.attempt}/${c.maxAttempts})` };
+    }
+    case 'failed':
+      return { name: 'failed', text: `disconnected after ${c.maxAttempts} attempts — press Start to retry` };
+    case 'stopped':
+      return { name: 'stopped', text: 'stopped' };
+    default:
+      return { name: 'idle', text: 'press Start' };
+  }
+}
+
+function renderState() {
+  const { name, text } = currentState();
+  const el = $('state');
+  if (el.dataset.state !== name) el.dataset.state = name;
+  if (el.textContent !== text) el.textContent = text;
+  // Giving up ends the session: the button offers a fresh start.
+  if (name === 'failed' && $('start').getAttribute('aria-pressed') === 'true') {
+    setPressed(false);
+  }
+}
+
+function renderHealth() {
+  const w = app.worklet;
+  if (!w) return;
+  $('buffer-depth').textContent = `${Math.round(framesToMs(w.depthFrames))} / ${Math.round(framesToMs(w.targetFrames))} ms`;
+  $('tier').textContent = `${w.tier} (${Math.round(framesToMs(w.targetFrames))} ms)`;
+  $('jitter').textContent = `${w.jitterMs.toFixed(1)} ms`;
+  $('underruns').textContent = String(w.underruns);
+  $('latency').textContent = fmtMs(app.latencyMs);
+  $('control-latency').textContent = fmtMs(app.controlLatencyMs);
+  const recent = measure.underrunsLastMinute(nowMs());
+  const warning = $('warning');
+  const show = recent > UNDERRUN_WARNING_PER_MINUTE;
+  if (show) {
+    warning.textContent = `Playback is stuttering: ${recent} underruns in the last minute. The buffer grows to absorb an unsteady network.`;
+  }
+  warning.hidden = !show;
+}
+
+function renderMessage() {
+  const el = $('message');
+  el.textContent = app.serverMessage ?? '';
+  el.hidden = !app.serverMessage;
+}
+
+function renderAttribution(fonts) {
+  const el = $('attribution');
+  if (!fonts || !fonts.piano || !fonts.pad) {
+    el.textContent = 'Sounds: details unavailable';
+    return;
+  }
+  const describe = (f) => `${f.name} — ${f.attribution} (licence: ${f.licence})`;
+  const lines =
+    fonts.piano.name === fonts.pad.name
+      ? [`Sounds: ${describe(fonts.piano)}`]
+      : [`Piano: ${describe(fonts.piano)}`, `Pad: ${describe(fonts.pad)}`];
+  el.replaceChildren(
+    ...lines.map((line) => {
+      const p = document.createElement('div');
+      p.textContent = line;
+      return p;
+    }),
+  );
+}
+
+function renderAll() {
+  renderState();
+  renderHealth();
+  renderNowPlaying();
+  renderMessage();
+}
+
+// ---- Debug and test surface ---------------------------------------------
+
+function stats() {
+  const w = app.worklet;
+  return {
+    state: currentState().name,
+    connection: app.connection.name,
+    attempt: app.connection.attempt ?? 0,
+    format,
+    contextState: player ? player.ctx.state : 'none',
+    sampleRate: player ? player.sampleRate : null,
+    framesPlayed: w ? w.framesPlayed : 0,
+    bufferMs: w ? framesToMs(w.depthFrames) : 0,
+    targetMs: w ? framesToMs(w.targetFrames) : null,
+    tier: w ? w.tier : null,
+    jitterMs: w ? w.jitterMs : null,
+    underruns: w ? w.underruns : 0,
+    latencyMs: app.latencyMs,
+    controlLatencyMs: app.controlLatencyMs,
+    clockOffsetMs: clock.offsetMs,
+    rttMs: clock.rttMs,
+    params: app.params ? { preset: app.preset, ...app.params } : null,
+    reconnects: app.reconnects,
+  };
+}
+
+function latencySummary() {
+  return {
+    latencyMs: [...measure.latency],
+    controlLatencyMs: [...measure.controlLatency],
+    latencyP50: percentile(measure.latency, 50),
+    latencyP95: percentile(measure.latency, 95),
+    controlP95: percentile(measure.controlLatency, 95),
+  };
+}
+
+Object.defineProperty(window, 'auralis', {
+  value: Object.freeze({ stats, latency: latencySummary }),
+  writable: false,
+  configurable: false,
+});
+
+setupControls();
+renderAll();
+loadStatus();

@@ -1,0 +1,129 @@
+// The WebSocket to /ws/stream, kept alive: when it drops, it is reopened
+// with exponential backoff and ±20 % jitter (brief §4.4) so that a restarted
+// server is not hit by every listener in the same instant.
+
+import { decodeBinaryFrame, decodeJsonChunk } from './wire.js';
+
+const BASE_DELAY_MS = 1000;
+const MAX_DELAY_MS = 60000;
+const MAX_ATTEMPTS = 10;
+const JITTER = 0.2;
+
+/** Delay before reconnect attempt `attempt` (1-based). */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BASE_DELAY_MS * 2 ** (attempt - 1), MAX_DELAY_MS);
+  return Math.min(base * (1 + JITTER * (2 * random() - 1)), MAX_DELAY_MS);
+}
+
+/**
+ * Callbacks:
+ *   onState({ name, attempt, maxAttempts, retryAt })  name: connecting |
+ *     streaming | reconnecting | failed | stopped
+ *   onHello(msg, conn)            a new stream began (conn counts streams)
+ *   onChunk(chunk, conn, arrival) arrival: performance.now() at receipt
+ *   onMessage(msg, conn)          any other server message (params, pong, error)
+ * `url()` is asked afresh for every attempt, so a reconnect carries the
+ * settings current at that moment.
+ */
+export class Connection {
+  constructor({ url, onState, onHello, onChunk, onMessage }) {
+    this.url = url;
+    this.handlers = { onState, onHello, onChunk, onMessage };
+    this.ws = null;
+    this.conn = 0;
+    this.attempt = 0;
+    this.timer = null;
+    this.active = false;
+  }
+
+  start() {
+    if (this.active) return;
+    this.active = true;
+    this.attempt = 0;
+    this.open();
+  }
+
+  stop() {
+    this.active = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+    if (this.ws) {
+      this.ws.onclose = null;
+      this.ws.close(1000, 'listener stopped');
+      this.ws = null;
+    }
+    this.setState({ name: 'stopped' });
+  }
+
+  /** Sends a JSON message if a stream is open; returns whether it was sent. */
+  send(msg) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  get isOpen() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  open() {
+    this.timer = null;
+    this.setState({ name: 'connecting', attempt: this.attempt, maxAttempts: MAX_ATTEMPTS });
+    const ws = new WebSocket(this.url());
+    ws.binaryType = 'arraybuffer';
+    const conn = ++this.conn;
+    ws.onmessage = (e) => this.receive(e.data, conn);
+    ws.onclose = () => {
+      if (this.ws === ws) this.ws = null;
+      if (this.active) this.retry();
+    };
+    this.ws = ws;
+  }
+
+  receive(data, conn) {
+    const arrival = performance.now();
+    if (typeof data !== 'string') {
+      const chunk = decodeBinaryFrame(data);
+      if (chunk) this.handlers.onChunk(chunk, conn, arrival);
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (msg.type === 'audio_chunk') {
+      this.handlers.onChunk(decodeJsonChunk(msg), conn, arrival);
+    } else if (msg.type === 'hello') {
+      // Only a stream the server accepted counts as a success: a server that
+      // accepts the socket and closes it at once still backs off.
+      this.attempt = 0;
+      this.setState({ name: 'streaming' });
+      this.handlers.onHello(msg, conn);
+    } else {
+      this.handlers.onMessage(msg, conn);
+    }
+  }
+
+  retry() {
+    if (this.attempt >= MAX_ATTEMPTS) {
+      this.active = false;
+      this.setState({ name: 'failed', attempt: this.attempt, maxAttempts: MAX_ATTEMPTS });
+      return;
+    }
+    this.attempt++;
+    const delay = backoffDelay(this.attempt);
+    this.timer = setTimeout(() => this.open(), delay);
+    this.setState({
+      name: 'reconnecting',
+      attempt: this.attempt,
+      maxAttempts: MAX_ATTEMPTS,
+      retryAt: performance.now() + delay,
+    });
+  }
+
+  setState(state) {
+    this.handlers.onState(state);
+  }
+}

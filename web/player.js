@@ -1,0 +1,76 @@
+// The main-thread half of the player: the AudioContext, the worklet that
+// holds the jitter buffer, the volume and the analyser behind the meter.
+
+import { nowMs } from './clock.js';
+
+export class Player {
+  /** Must be called from a user gesture (autoplay policy). `onStatus`
+   * receives the worklet's reports (see player-worklet.js `report`). */
+  static async create(onStatus) {
+    const ctx = new AudioContext({ sampleRate: 44100, latencyHint: 'interactive' });
+    await ctx.audioWorklet.addModule(new URL('./player-worklet.js', import.meta.url));
+    const node = new AudioWorkletNode(ctx, 'auralis-player', {
+      numberOfInputs: 0,
+      numberOfOutputs: 1,
+      outputChannelCount: [2],
+    });
+    const volume = ctx.createGain();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 2048;
+    analyser.smoothingTimeConstant = 0.8;
+    node.connect(volume).connect(ctx.destination);
+    volume.connect(analyser);
+    const player = new Player(ctx, node, volume, analyser);
+    node.port.onmessage = (e) => onStatus(e.data);
+    await ctx.resume();
+    return player;
+  }
+
+  constructor(ctx, node, volume, analyser) {
+    this.ctx = ctx;
+    this.node = node;
+    this.volume = volume;
+    this.analyser = analyser;
+  }
+
+  get sampleRate() {
+    return this.ctx.sampleRate;
+  }
+
+  /** Hands a decoded chunk to the worklet; its buffers move, not copy. */
+  push(chunk, conn, arrival) {
+    const { seq, timestamp, left, right } = chunk;
+    this.node.port.postMessage(
+      { type: 'chunk', conn, seq, ts: timestamp, arrival, left, right },
+      [left.buffer, right.buffer],
+    );
+  }
+
+  flush() {
+    this.node.port.postMessage({ type: 'flush' });
+  }
+
+  setVolume(v) {
+    // A short glide: a jump in gain is a click.
+    this.volume.gain.setTargetAtTime(v, this.ctx.currentTime, 0.03);
+  }
+
+  async suspend() {
+    await this.ctx.suspend();
+  }
+
+  async resume() {
+    await this.ctx.resume();
+  }
+
+  /**
+   * When audio rendered at context time `t` reaches the listener, in client
+   * epoch ms: `currentTime` is being rendered about now, and what is rendered
+   * leaves the speakers baseLatency + outputLatency later.
+   */
+  heardAt(t) {
+    const ctx = this.ctx;
+    const pipeline = (ctx.baseLatency || 0) + (ctx.outputLatency || 0);
+    return nowMs() + (t - ctx.currentTime + pipeline) * 1000;
+  }
+}
