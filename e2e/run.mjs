@@ -197,9 +197,12 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
       if (rest > 0 && i < CONTROL_SAMPLES - 1) await page.waitForTimeout(rest);
     }
     const lat = await page.evaluate(() => window.auralis.latency());
+    const now = await stats();
     const control = lat.controlLatencyMs.slice(-CONTROL_SAMPLES);
     assert.ok(lat.latencyMs.length >= 20, `${lat.latencyMs.length} latency samples`);
     Object.assign(results, {
+      clock: { offsetMs: round(now.clockOffsetMs), rttMs: round(now.rttMs) },
+      buffer: { depthMs: round(now.bufferMs), targetMs: round(now.targetMs), jitterMs: round(now.jitterMs) },
       endToEnd: {
         samples: lat.latencyMs.length,
         p50Ms: round(percentile(lat.latencyMs, 50)),

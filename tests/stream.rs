@@ -131,7 +131,11 @@ async fn a_control_change_is_acknowledged_and_changes_the_music() {
     for _ in 0..5 {
         a.push(next_audio(&mut steered).await);
     }
-    send_json(&mut steered, json!({"type":"control","params":{"bpm":110,"mode":"lydian"}})).await;
+    send_json(
+        &mut steered,
+        json!({"type":"control","params":{"bpm":110,"mode":"lydian"}}),
+    )
+    .await;
     // Audio keeps flowing while the acknowledgement is on its way.
     let ack: serde_json::Value = loop {
         let msg = next(&mut steered).await;
@@ -145,14 +149,21 @@ async fn a_control_change_is_acknowledged_and_changes_the_music() {
     assert_eq!(ack["mode"], "lydian");
     assert_eq!(ack["key"], "D", "unchanged fields stay");
     let applies = ack["applies_at_seq"].as_u64().unwrap();
-    assert!(applies + 20 < LAST, "the change applies within a beat or two");
+    assert!(
+        applies + 20 < LAST,
+        "the change applies within a beat or two"
+    );
     while a.last().unwrap().seq < LAST {
         a.push(next_audio(&mut steered).await);
     }
     let b = plain_task.await.unwrap();
     let pcm = |v: &[Audio], seq: u64| v.iter().find(|x| x.seq == seq).map(|x| x.pcm.clone());
     for seq in 0..applies {
-        assert_eq!(pcm(&a, seq), pcm(&b, seq), "before the change, chunk {seq} is the same");
+        assert_eq!(
+            pcm(&a, seq),
+            pcm(&b, seq),
+            "before the change, chunk {seq} is the same"
+        );
     }
     let differs = (applies..=LAST).any(|s| pcm(&a, s) != pcm(&b, s));
     assert!(differs, "after the change the music differs");

@@ -287,7 +287,11 @@ async function loadStatus() {
     const res = await fetch('/api/status');
     if (!res.ok) return;
     const status = await res.json();
-    app.presets = Array.isArray(status.presets) ? status.presets : [];
+    app.presets = (Array.isArray(status.presets) ? status.presets : []).map((p) => ({
+      ...p,
+      bpm: tidy(p.bpm),
+      intensity: tidy(p.intensity),
+    }));
     const names = app.presets.map((p) => p.name);
     if (!names.includes(settings.preset)) names.unshift(settings.preset);
     fillSelect($('preset'), names);
@@ -336,8 +340,10 @@ function renderNowPlaying() {
   el.dataset.bpm = String(p.bpm);
   el.dataset.intensity = String(p.intensity);
   el.dataset.preset = app.preset ?? '';
+  // The description is only true while the preset's own values play.
   const preset = app.presets.find((x) => x.name === app.preset);
-  $('description').textContent = preset ? preset.description : '';
+  const unchanged = preset && MUSIC_PARAMS.every((k) => String(preset[k]) === String(p[k]));
+  $('description').textContent = unchanged ? preset.description : '';
 }
 
 /** One word for tests and styling, one phrase for people. */

@@ -110,16 +110,17 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
 
 fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError> {
     only_fields(obj, &["type", "params"])?;
-    let params =
-        match obj.get("params") {
-            Some(Value::Object(p)) => p,
-            _ => return Err(ProtocolError::new(
+    let params = match obj.get("params") {
+        Some(Value::Object(p)) => p,
+        _ => {
+            return Err(ProtocolError::new(
                 "invalid_params",
                 format!(
                     "a control message needs \"params\": an object with any of {CONTROL_FIELDS}"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let invalid = |m: String| ProtocolError::new("invalid_params", m);
     let mut change = ParamChange::default();
     for (name, v) in params {

@@ -1,0 +1,61 @@
+//! The real binary under a real signal: SIGTERM closes listeners with 1001
+//! and the process exits 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn sigterm_closes_listeners_with_1001_and_exits_0() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_auralis"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--builtin-font",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start auralis serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(url.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(WAIT)
+        .expect("the server says where it listens");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/stream"))
+        .await
+        .unwrap();
+    next_event(&mut ws).await;
+    next_audio(&mut ws).await;
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let frame = loop {
+        if let Message::Close(frame) = next(&mut ws).await {
+            break frame.expect("a close frame with a code");
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Away);
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
