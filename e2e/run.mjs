@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { collectErrors, launchBrowser } from './browser.mjs';
 import { AuralisServer, freePort } from './server.mjs';
 import './units.mjs';
+import './listen.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(HERE, 'artifacts');
@@ -100,11 +101,6 @@ async function setRange(p, id, value) {
     },
     value,
   );
-}
-
-function percentile(values, q) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))];
 }
 
 describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
@@ -198,21 +194,22 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     }
     const lat = await page.evaluate(() => window.auralis.latency());
     const now = await stats();
-    const control = lat.controlLatencyMs.slice(-CONTROL_SAMPLES);
+    const control = lat.controlLatencyMs;
     assert.ok(lat.latencyMs.length >= 20, `${lat.latencyMs.length} latency samples`);
+    assert.ok(control.length >= CONTROL_SAMPLES, `${control.length} control samples`);
     Object.assign(results, {
       clock: { offsetMs: round(now.clockOffsetMs), rttMs: round(now.rttMs) },
       buffer: { depthMs: round(now.bufferMs), targetMs: round(now.targetMs), jitterMs: round(now.jitterMs) },
       endToEnd: {
         samples: lat.latencyMs.length,
-        p50Ms: round(percentile(lat.latencyMs, 50)),
-        p95Ms: round(percentile(lat.latencyMs, 95)),
+        p50Ms: round(lat.latencyP50),
+        p95Ms: round(lat.latencyP95),
       },
       controlToAudible: {
         samples: control.length,
         valuesMs: control.map(round),
-        p50Ms: round(percentile(control, 50)),
-        p95Ms: round(percentile(control, 95)),
+        p50Ms: round(lat.controlP50),
+        p95Ms: round(lat.controlP95),
       },
     });
     console.log(
@@ -240,6 +237,34 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
 
   test('a screenshot of the player is saved', async () => {
     await page.screenshot({ path: join(ARTIFACTS, 'player.png'), fullPage: true });
+  });
+
+  test('main-thread stalls: underruns, a deeper tier, the warning', async () => {
+    // Longer than the deepest buffer allowed (1.5 s), so each stall drains it.
+    const STALL_MS = 1700;
+    let maxBufferMs = 0;
+    for (let i = 1; i <= 6; i++) {
+      const { underruns } = await stats();
+      await page.evaluate((ms) => {
+        const until = performance.now() + ms;
+        while (performance.now() < until);
+      }, STALL_MS);
+      await waitInPage(
+        page,
+        (n) => {
+          const s = window.auralis.stats();
+          return s.underruns > n && s.state === 'playing';
+        },
+        underruns,
+        `underrun ${i} and the recovery after it`,
+      );
+      const s = await stats();
+      maxBufferMs = Math.max(maxBufferMs, s.bufferMs);
+      if (i === 1) assert.ok(s.tier >= 2, `the burst after a stall raises the tier: ${JSON.stringify(s)}`);
+    }
+    assert.ok(maxBufferMs <= 1500, `buffer ${maxBufferMs} ms`);
+    assert.equal(await page.isVisible('#warning'), true);
+    assert.match(await page.textContent('#warning'), /\d+ underruns in the last minute/);
   });
 
   test('after a server crash the player reconnects and plays again', async () => {

@@ -139,6 +139,34 @@ describe('jitter buffer (player-worklet.js)', () => {
     assert.equal(proc.depth, proc.targetFrames - QUANTUM);
   });
 
+  test('slack never needed for a whole window is trimmed', () => {
+    const { proc, render } = loadWorklet();
+    // Six chunks before the first render: playback starts 300 ms too deep.
+    let seq = 0;
+    for (; seq < 6; seq++) proc.receive(chunk(seq));
+    let rendered = 0;
+    let minDepth = Infinity;
+    let maxDepth = 0;
+    const out = [];
+    while (rendered < 5 * SR) {
+      out.push(...render(1));
+      rendered += QUANTUM;
+      // Steady arrivals: a chunk for every 100 ms played.
+      if (rendered >= (seq - 5) * CHUNK) proc.receive(chunk(seq++));
+      if (rendered > 4 * SR) {
+        minDepth = Math.min(minDepth, proc.depth);
+        maxDepth = Math.max(maxDepth, proc.depth);
+      }
+    }
+    assert.equal(proc.underruns, 0);
+    const ms = (f) => Math.round((f / SR) * 1000);
+    // Back to the steady range: from one chunk under the target to the target
+    // (plus the part of a quantum a chunk can land before).
+    assert.ok(maxDepth <= proc.targetFrames + QUANTUM, `max depth ${ms(maxDepth)} ms`);
+    assert.ok(minDepth >= proc.targetFrames - CHUNK - QUANTUM, `min depth ${ms(minDepth)} ms`);
+    assert.ok(maxStep(out) < 0.01, 'no click at the trim');
+  });
+
   test('a flood while nothing renders is capped at target + 500 ms', () => {
     const { proc } = loadWorklet();
     for (let s = 0; s < 25; s++) proc.receive(chunk(s));

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust: Debian's Chromium for the
-# browser tests and playwright-core from npm (never a downloaded browser).
+# browser tests, playwright-core from npm (never a downloaded browser), and
+# libfluidsynth-dev for the libfluidsynth backend.
 # Runs as root or through sudo; does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# /listen.opus links Debian's libopus through pkg-config.
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+# tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
+# tests/listen.rs decodes the Opus and WAV streams with it.
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+# The SF2 writer's tests also check that the fluidsynth command loads our fonts.
+command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+# libfluidsynth for the `fluidsynth` cargo feature (its tests and benches).
+if [ ! -f /usr/include/fluidsynth.h ] ||
+  { command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists fluidsynth; }; then
+  need+=(libfluidsynth-dev)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features fluidsynth -- -D warnings
 cargo test --all-targets
+cargo test --features fluidsynth --test fluidsynth
 if [ -f e2e/package.json ]; then
   cargo build --release --bin auralis
   (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)

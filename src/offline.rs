@@ -1,7 +1,9 @@
 //! Offline uses of the render pipeline: `auralis render` (WAV and MIDI files)
-//! and `auralis bench` (how fast a phrase renders). Both drive the same
-//! [`Renderer`] the live stream uses, chunk by chunk.
+//! and `auralis bench` (how fast a phrase renders, per engine and side by
+//! side). Both drive the same [`Renderer`] the live stream uses, chunk by chunk.
 
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -9,7 +11,7 @@ use serde::Serialize;
 use crate::audio::{midi, pcm::CHUNK_FRAMES};
 use crate::music::{Composer, Event, Params};
 use crate::stream::renderer::Renderer;
-use crate::synth::{EngineSettings, FontSet, RustyEngine};
+use crate::synth::{build_engine, EngineError, EngineKind, EngineSettings, FontSet};
 
 /// Frames in `bars` bars of 4/4 at `bpm`.
 pub fn bars_frames(bars: u32, bpm: f32) -> usize {
@@ -17,8 +19,13 @@ pub fn bars_frames(bars: u32, bpm: f32) -> usize {
 }
 
 /// Renders `bars` bars as interleaved 16-bit stereo.
-pub fn render_pcm(params: &Params, bars: u32, fonts: &FontSet) -> Vec<i16> {
-    let engine = Box::new(RustyEngine::new(fonts, EngineSettings::default()));
+pub fn render_pcm(
+    params: &Params,
+    bars: u32,
+    fonts: &FontSet,
+    engine: EngineKind,
+) -> Result<Vec<i16>, EngineError> {
+    let engine = build_engine(engine, fonts, EngineSettings::default())?;
     let mut renderer = Renderer::new(params.clone(), engine);
     let frames = bars_frames(bars, params.bpm);
     let mut out = Vec::with_capacity(frames * 2);
@@ -28,7 +35,7 @@ pub fn render_pcm(params: &Params, bars: u32, fonts: &FontSet) -> Vec<i16> {
         renderer.render(n, &mut out);
         done += n;
     }
-    out
+    Ok(out)
 }
 
 /// The events of the same `bars` bars, for the MIDI export.
@@ -47,6 +54,9 @@ pub struct BenchReport {
     pub phrases: usize,
     pub phrase_seconds: f64,
     pub font_load_ms: f64,
+    /// Building the synthesizer: for libfluidsynth this is its own font load
+    /// (the fonts are also parsed once by rustysynth when resolved).
+    pub engine_build_ms: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -59,51 +69,255 @@ pub struct BenchReport {
 
 /// Renders `phrases` successive 8-bar phrases at 60 BPM on one continuous
 /// stream (so pad tails overlap as they do live) and times each phrase.
-pub fn bench(params: &Params, phrases: usize, fonts: &FontSet, font_load: Duration) -> BenchReport {
+pub fn bench(
+    params: &Params,
+    phrases: usize,
+    fonts: &FontSet,
+    font_load: Duration,
+    engine: EngineKind,
+) -> Result<BenchReport, EngineError> {
+    let mut run = PhraseBench::new(params, fonts, engine)?;
+    for _ in 0..phrases.max(1) {
+        run.phrase();
+    }
+    Ok(run.report(fonts, font_load))
+}
+
+/// Both engines on the same composed notes, and the `fluidsynth` command on
+/// the MIDI export of the first phrase.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompareReport {
+    pub rustysynth: BenchReport,
+    pub fluidsynth: BenchReport,
+    /// libfluidsynth ms / rustysynth ms per phrase, at the median.
+    pub ratio_p50: f64,
+    pub ratio_p95: f64,
+    pub command: Option<CommandReport>,
+    /// Why the command was not timed (e.g. not installed).
+    pub command_error: Option<String>,
+}
+
+/// Wall time of the `fluidsynth` program rendering one phrase's MIDI file to
+/// WAV: process start and its own font load included, its reverb and chorus
+/// off, and none of our reverb, leveller or limiter. An outside reference,
+/// not a like-for-like row.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandReport {
+    pub command: String,
+    pub runs: usize,
+    pub audio_seconds: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+}
+
+/// Renders the same phrases with rustysynth and libfluidsynth in one run,
+/// alternating which goes first so that neither always meets a warm or a
+/// cold cache; ratios within one run are what to trust on a noisy machine.
+pub fn compare(
+    params: &Params,
+    phrases: usize,
+    fonts: &FontSet,
+    font_load: Duration,
+) -> Result<CompareReport, EngineError> {
+    let mut rusty = PhraseBench::new(params, fonts, EngineKind::Rustysynth)?;
+    let mut fluid = PhraseBench::new(params, fonts, EngineKind::Fluidsynth)?;
+    for i in 0..phrases.max(1) {
+        if i % 2 == 0 {
+            rusty.phrase();
+            fluid.phrase();
+        } else {
+            fluid.phrase();
+            rusty.phrase();
+        }
+    }
+    let rustysynth = rusty.report(fonts, font_load);
+    let fluidsynth = fluid.report(fonts, font_load);
+    let (command, command_error) = match time_fluidsynth_command(params, fonts, phrases.max(1)) {
+        Ok(c) => (Some(c), None),
+        Err(e) => (None, Some(e)),
+    };
+    Ok(CompareReport {
+        ratio_p50: fluidsynth.p50_ms / rustysynth.p50_ms,
+        ratio_p95: fluidsynth.p95_ms / rustysynth.p95_ms,
+        rustysynth,
+        fluidsynth,
+        command,
+        command_error,
+    })
+}
+
+/// One engine rendering successive phrases through the stream's pipeline,
+/// in 100 ms chunks, keeping every phrase's and chunk's time.
+struct PhraseBench {
+    renderer: Renderer,
+    engine_build: Duration,
+    frames: usize,
+    out: Vec<i16>,
+    phrase_ms: Vec<f64>,
+    chunk_ms: Vec<f64>,
+}
+
+impl PhraseBench {
+    fn new(params: &Params, fonts: &FontSet, kind: EngineKind) -> Result<Self, EngineError> {
+        let params = Params {
+            bpm: 60.0,
+            ..params.clone()
+        };
+        let started = Instant::now();
+        let engine = build_engine(kind, fonts, EngineSettings::default())?;
+        let engine_build = started.elapsed();
+        Ok(Self {
+            renderer: Renderer::new(params.clone(), engine),
+            engine_build,
+            frames: bars_frames(8, params.bpm),
+            out: Vec::with_capacity(CHUNK_FRAMES * 2),
+            phrase_ms: Vec::new(),
+            chunk_ms: Vec::new(),
+        })
+    }
+
+    fn phrase(&mut self) {
+        let start = Instant::now();
+        let mut done = 0;
+        while done < self.frames {
+            let n = CHUNK_FRAMES.min(self.frames - done);
+            self.out.clear();
+            let chunk_start = Instant::now();
+            self.renderer.render(n, &mut self.out);
+            self.chunk_ms
+                .push(chunk_start.elapsed().as_secs_f64() * 1e3);
+            done += n;
+        }
+        self.phrase_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+
+    fn report(mut self, fonts: &FontSet, font_load: Duration) -> BenchReport {
+        let phrase_seconds = self.frames as f64 / f64::from(crate::SAMPLE_RATE);
+        let p50 = percentile(&mut self.phrase_ms, 50.0);
+        BenchReport {
+            engine: self.renderer.engine_name().to_string(),
+            fonts: fonts
+                .distinct()
+                .iter()
+                .map(|f| f.info.name.clone())
+                .collect(),
+            phrases: self.phrase_ms.len(),
+            phrase_seconds,
+            font_load_ms: font_load.as_secs_f64() * 1e3,
+            engine_build_ms: self.engine_build.as_secs_f64() * 1e3,
+            p50_ms: p50,
+            p95_ms: percentile(&mut self.phrase_ms, 95.0),
+            p99_ms: percentile(&mut self.phrase_ms, 99.0),
+            max_ms: percentile(&mut self.phrase_ms, 100.0),
+            realtime_factor: phrase_seconds * 1e3 / p50,
+            chunk_p99_ms: percentile(&mut self.chunk_ms, 99.0),
+            peak_rss_mb: crate::rss::peak_rss_mb(),
+        }
+    }
+}
+
+/// Times `runs` runs of the `fluidsynth` command on the first phrase's MIDI
+/// export, with the same fonts and gain as our engines. The command takes one
+/// font stack for all channels, so with two distinct fonts the pad font is
+/// loaded first and the piano font over it.
+fn time_fluidsynth_command(
+    params: &Params,
+    fonts: &FontSet,
+    runs: usize,
+) -> Result<CommandReport, String> {
     let params = Params {
         bpm: 60.0,
         ..params.clone()
     };
-    let engine = Box::new(RustyEngine::new(fonts, EngineSettings::default()));
-    let engine_name = crate::synth::Engine::name(engine.as_ref()).to_string();
-    let mut renderer = Renderer::new(params.clone(), engine);
-    let frames = bars_frames(8, params.bpm);
-    let mut out = Vec::with_capacity(CHUNK_FRAMES * 2);
-    let mut phrase_ms = Vec::with_capacity(phrases);
-    let mut chunk_ms = Vec::new();
-    for _ in 0..phrases.max(1) {
-        let start = Instant::now();
-        let mut done = 0;
-        while done < frames {
-            let n = CHUNK_FRAMES.min(frames - done);
-            out.clear();
-            let chunk_start = Instant::now();
-            renderer.render(n, &mut out);
-            chunk_ms.push(chunk_start.elapsed().as_secs_f64() * 1e3);
-            done += n;
+    let dir = std::env::temp_dir().join(format!(
+        "auralis-bench-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    ));
+    std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let result = run_fluidsynth_command(&params, fonts, runs, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_fluidsynth_command(
+    params: &Params,
+    fonts: &FontSet,
+    runs: usize,
+    dir: &Path,
+) -> Result<CommandReport, String> {
+    let midi_path = dir.join("phrase.mid");
+    let wav_path = dir.join("out.wav");
+    let midi = render_midi(params, 8).map_err(|e| e.to_string())?;
+    std::fs::write(&midi_path, midi).map_err(|e| e.to_string())?;
+    let mut font_paths: Vec<PathBuf> = Vec::new();
+    for font in fonts.distinct().into_iter().rev() {
+        font_paths.push(match &font.info.path {
+            Some(path) => path.clone(),
+            None => {
+                let path = dir.join("builtin.sf2");
+                std::fs::write(&path, crate::synth::builtin_font::builtin_font_bytes())
+                    .map_err(|e| e.to_string())?;
+                path
+            }
+        });
+    }
+    let gain = EngineSettings::default().gain.to_string();
+    let rate = crate::SAMPLE_RATE.to_string();
+    let mut args: Vec<&std::ffi::OsStr> = ["-ni", "-g", &gain, "-R", "0", "-C", "0", "-r", &rate]
+        .into_iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push("-F".as_ref());
+    args.push(wav_path.as_os_str());
+    args.extend(font_paths.iter().map(|p| p.as_os_str()));
+    args.push(midi_path.as_os_str());
+    let mut wall_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let status = Command::new("fluidsynth")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "the fluidsynth command is not installed (apt-get install fluidsynth)"
+                        .to_string()
+                }
+                _ => format!("cannot run fluidsynth: {e}"),
+            })?;
+        wall_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        if !status.success() {
+            return Err(format!("fluidsynth exited with {status}"));
         }
-        phrase_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
-    let phrase_seconds = frames as f64 / f64::from(crate::SAMPLE_RATE);
-    let p50 = percentile(&mut phrase_ms, 50.0);
-    BenchReport {
-        engine: engine_name,
-        fonts: fonts
-            .distinct()
-            .iter()
-            .map(|f| f.info.name.clone())
-            .collect(),
-        phrases: phrase_ms.len(),
-        phrase_seconds,
-        font_load_ms: font_load.as_secs_f64() * 1e3,
-        p50_ms: p50,
-        p95_ms: percentile(&mut phrase_ms, 95.0),
-        p99_ms: percentile(&mut phrase_ms, 99.0),
-        max_ms: percentile(&mut phrase_ms, 100.0),
-        realtime_factor: phrase_seconds * 1e3 / p50,
-        chunk_p99_ms: percentile(&mut chunk_ms, 99.0),
-        peak_rss_mb: crate::rss::peak_rss_mb(),
-    }
+    let audio_seconds = hound::WavReader::open(&wav_path)
+        .map(|r| f64::from(r.duration()) / f64::from(r.spec().sample_rate))
+        .map_err(|e| format!("fluidsynth wrote no readable WAV: {e}"))?;
+    let command = std::iter::once("fluidsynth".to_string())
+        .chain(args.iter().map(|a| {
+            let a = Path::new(a);
+            // Temporary paths say nothing to a reader; their names do.
+            if a.starts_with(dir) {
+                a.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            } else {
+                a.display().to_string()
+            }
+        }))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(CommandReport {
+        command,
+        runs: wall_ms.len(),
+        audio_seconds,
+        p50_ms: percentile(&mut wall_ms, 50.0),
+        p95_ms: percentile(&mut wall_ms, 95.0),
+    })
 }
 
 /// Nearest-rank percentile; sorts in place.

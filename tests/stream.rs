@@ -270,9 +270,16 @@ async fn two_listeners_in_one_room_hear_the_same_chunks() {
     assert_eq!(status["sessions"], 1);
     // A control from one listener reaches the other.
     send_json(&mut a, json!({"type":"control","params":{"intensity":0.8}})).await;
+    send_json(
+        &mut a,
+        json!({"type":"control","params":{"intensity":0.35}}),
+    )
+    .await;
+    assert_eq!(next_event(&mut b).await["intensity"], 0.8);
     assert_eq!(
-        next_event(&mut b).await["intensity"].as_f64().unwrap() as f32,
-        0.8
+        next_event(&mut b).await["intensity"],
+        0.35,
+        "decimals arrive as sent"
     );
     server.shutdown().await.unwrap();
 }

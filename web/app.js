@@ -3,10 +3,11 @@
 
 import { ClockSync, nowMs } from './clock.js';
 import { Connection } from './connection.js';
+import { BackgroundPlayer, listenUrl } from './listen.js';
 import { Measurements, percentile } from './measure.js';
 import { Meter } from './meter.js';
 import { Player } from './player.js';
-import { DEFAULTS, KEYS, MODES, isValid, loadSettings, saveSettings, streamQuery } from './settings.js';
+import { KEYS, MODES, isValid, loadSettings, saveSettings, streamQuery } from './settings.js';
 
 /** Ping (clock offset) and stats (server metrics) cadence. */
 const REPORT_MS = 2000;
@@ -38,6 +39,9 @@ const app = {
 
 let player = null;
 let meter = null;
+const background = new BackgroundPlayer($('background-audio'), () => {
+  renderState();
+});
 let reportTimer = null;
 let countdownTimer = null;
 
@@ -187,6 +191,18 @@ async function toggle() {
 }
 
 async function start() {
+  if ($('background-mode').checked) {
+    try {
+      await background.start(listenUrl(settings, 'opus'), settings.preset, settings.volume);
+    } catch (e) {
+      app.contextError = `audio unavailable: ${e.message}`;
+      renderState();
+      return;
+    }
+    app.contextError = null;
+    setPressed(true);
+    return;
+  }
   try {
     if (!player) {
       player = await Player.create(onWorkletStatus);
@@ -208,8 +224,15 @@ async function start() {
 }
 
 async function stop() {
+  if (background.active) {
+    background.stop();
+    setPressed(false);
+    renderState();
+    return;
+  }
   connection.stop();
   player.flush();
+  app.playing = false;
   meter.stop();
   await player.suspend();
   setPressed(false);
@@ -223,12 +246,12 @@ function setPressed(on) {
 
 // ---- Controls -------------------------------------------------------------
 
-function fillSelect(select, values, label = (v) => v) {
+function fillSelect(select, values) {
   select.replaceChildren(
     ...values.map((v) => {
       const o = document.createElement('option');
       o.value = v;
-      o.textContent = label(v);
+      o.textContent = v;
       return o;
     }),
   );
@@ -251,6 +274,7 @@ function setupControls() {
   }
   $('volume').addEventListener('input', (e) => change('volume', Number(e.target.value)));
   $('start').addEventListener('click', toggle);
+  $('copy-url').addEventListener('click', copyStreamUrl);
   renderControls();
 }
 
@@ -260,12 +284,21 @@ function change(name, value) {
   saveSettings(settings);
   if (name === 'volume') {
     player?.setVolume(value);
+    background.setVolume(value);
     renderOutputs();
     return;
   }
   if (connection.send({ type: 'control', params: { [name]: value } })) {
     measure.controlSent(nowMs());
   }
+  restartBackground();
+}
+
+/** The HTTP stream has no control channel: a change starts it afresh. */
+function restartBackground() {
+  renderListenLinks();
+  if (!background.playing) return;
+  background.start(listenUrl(settings, 'opus'), settings.preset, settings.volume).catch(() => renderState());
 }
 
 /** A preset replaces key, mode, tempo and intensity; they are set here too,
@@ -280,6 +313,7 @@ function choosePreset(name) {
   if (connection.send({ type: 'control', params: { preset: name } })) {
     measure.controlSent(nowMs());
   }
+  restartBackground();
 }
 
 async function loadStatus() {
@@ -305,8 +339,9 @@ async function loadStatus() {
 
 // ---- Rendering ------------------------------------------------------------
 
+/** Only called with a worklet report in hand, so the player exists. */
 function framesToMs(frames) {
-  return (frames / (player ? player.sampleRate : 44100)) * 1000;
+  return (frames / player.sampleRate) * 1000;
 }
 
 function fmtMs(v) {
@@ -315,9 +350,27 @@ function fmtMs(v) {
 
 function renderControls() {
   for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'volume']) {
-    $(name).value = String(settings[name] ?? DEFAULTS[name]);
+    $(name).value = String(settings[name]);
   }
   renderOutputs();
+  renderListenLinks();
+}
+
+function renderListenLinks() {
+  const opus = listenUrl(settings, 'opus');
+  $('stream-url').value = opus;
+  $('open-url').href = opus;
+  $('wav-url').href = listenUrl(settings, 'wav');
+}
+
+async function copyStreamUrl() {
+  const field = $('stream-url');
+  try {
+    await navigator.clipboard.writeText(field.value);
+  } catch {
+    // Without clipboard permission, select it for the listener to copy.
+    field.select();
+  }
 }
 
 function renderOutputs() {
@@ -349,6 +402,11 @@ function renderNowPlaying() {
 /** One word for tests and styling, one phrase for people. */
 function currentState() {
   if (app.contextError) return { name: 'error', text: app.contextError };
+  if (background.active) {
+    return background.playing
+      ? { name: 'playing', text: 'playing (background-friendly)' }
+      : { name: 'stopped', text: 'paused' };
+  }
   const c = app.connection;
   switch (c.name) {
     case 'streaming':
@@ -455,6 +513,11 @@ function stats() {
     rttMs: clock.rttMs,
     params: app.params ? { preset: app.preset, ...app.params } : null,
     reconnects: app.reconnects,
+    background: {
+      active: background.active,
+      playing: background.playing,
+      currentTime: $('background-audio').currentTime,
+    },
   };
 }
 
@@ -464,6 +527,7 @@ function latencySummary() {
     controlLatencyMs: [...measure.controlLatency],
     latencyP50: percentile(measure.latency, 50),
     latencyP95: percentile(measure.latency, 95),
+    controlP50: percentile(measure.controlLatency, 50),
     controlP95: percentile(measure.controlLatency, 95),
   };
 }

@@ -19,7 +19,7 @@ export function backoffDelay(attempt, random = Math.random) {
  * Callbacks:
  *   onState({ name, attempt, maxAttempts, retryAt })  name: connecting |
  *     streaming | reconnecting | failed | stopped
- *   onHello(msg, conn)            a new stream began (conn counts streams)
+ *   onHello(msg)                  a new stream began
  *   onChunk(chunk, conn, arrival) arrival: performance.now() at receipt
  *   onMessage(msg, conn)          any other server message (params, pong, error)
  * `url()` is asked afresh for every attempt, so a reconnect carries the
@@ -62,10 +62,6 @@ export class Connection {
     return true;
   }
 
-  get isOpen() {
-    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
-  }
-
   open() {
     this.timer = null;
     this.setState({ name: 'connecting', attempt: this.attempt, maxAttempts: MAX_ATTEMPTS });
@@ -100,7 +96,7 @@ export class Connection {
       // accepts the socket and closes it at once still backs off.
       this.attempt = 0;
       this.setState({ name: 'streaming' });
-      this.handlers.onHello(msg, conn);
+      this.handlers.onHello(msg);
     } else {
       this.handlers.onMessage(msg, conn);
     }

@@ -25,6 +25,11 @@ const QUANTUM = 128;
  * audio we have, long enough not to click. A return fades in more slowly. */
 const FADE_OUT_FRAMES = QUANTUM;
 const FADE_IN_FRAMES = 882; // 20 ms
+/** Slack the buffer carried for a whole window without needing it is
+ * latency for nothing: beyond this much it is trimmed. The window is long
+ * enough to have seen the network's usual hiccups. */
+const TRIM_WINDOW_S = 3;
+const TRIM_SLACK_MS = 50;
 /** Chunks the ring can hold, with room to spare. */
 const MAX_CHUNKS = 64;
 /** Status reports while nothing starts, e.g. during buffering. */
@@ -55,6 +60,9 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.gain = 0;
     this.fadeIn = 0; // frames of fade-in still to go
     this.skipFrames = 0; // frames to jump over with a crossfade
+    this.chunkFrames = 4410; // size of the latest chunk
+    this.windowFrames = 0;
+    this.windowMinDepth = Infinity;
 
     this.jitterMs = 0;
     this.tier = 0;
@@ -90,8 +98,9 @@ class PlayerProcessor extends AudioWorkletProcessor {
   enqueue({ conn, seq, ts, arrival, left, right }) {
     this.trackJitter(conn, ts, arrival);
     const n = Math.min(left.length, this.capacity);
+    this.chunkFrames = n;
     if (this.depth + n > this.capacity) this.dropOldest(this.depth + n - this.capacity);
-    let w = this.writePos % this.capacity;
+    const w = this.writePos % this.capacity;
     const first = Math.min(n, this.capacity - w);
     this.left.set(left.subarray(0, first), w);
     this.right.set(right.subarray(0, first), w);
@@ -181,9 +190,34 @@ class PlayerProcessor extends AudioWorkletProcessor {
       started = this.renderPlain(outL, outR, frames);
     }
 
+    this.watchSlack(frames);
     this.framesSinceReport += frames;
     if (started >= 0 || this.framesSinceReport >= REPORT_EVERY_FRAMES) this.report(started);
     return true;
+  }
+
+  /**
+   * Started at the target, steady arrivals keep the depth between the target
+   * and one chunk below it. A buffer that stayed above that floor for a whole
+   * window (playback began late, or jitter calmed and the tier dropped) is
+   * skipped down to it.
+   */
+  watchSlack(frames) {
+    if (!this.playing) {
+      this.windowFrames = 0;
+      this.windowMinDepth = Infinity;
+      return;
+    }
+    this.windowMinDepth = Math.min(this.windowMinDepth, this.depth);
+    this.windowFrames += frames;
+    if (this.windowFrames < TRIM_WINDOW_S * sampleRate) return;
+    const floor = this.targetFrames - this.chunkFrames;
+    const excess = this.windowMinDepth - floor;
+    if (excess > (TRIM_SLACK_MS / 1000) * sampleRate && this.skipFrames === 0) {
+      this.skipFrames = excess;
+    }
+    this.windowFrames = 0;
+    this.windowMinDepth = Infinity;
   }
 
   /** Plays `frames` frames from the ring with the running gain; returns the

@@ -6,8 +6,8 @@ const STORAGE_KEY = 'auralis.settings.v1';
 
 export const KEYS = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B'];
 export const MODES = ['ionian', 'dorian', 'phrygian', 'lydian', 'mixolydian', 'aeolian', 'locrian'];
-export const BPM_MIN = 40;
-export const BPM_MAX = 120;
+const BPM_MIN = 40;
+const BPM_MAX = 120;
 
 export const DEFAULTS = Object.freeze({
   preset: 'focus',

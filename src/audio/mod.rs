@@ -4,7 +4,9 @@
 pub mod leveller;
 pub mod limiter;
 pub mod midi;
+pub mod opus;
 pub mod pcm;
+pub mod resample;
 pub mod reverb;
 pub mod wav;
 

@@ -14,13 +14,25 @@ use super::theory::{Mode, PitchClass};
 pub struct Params {
     pub key: PitchClass,
     pub mode: Mode,
+    #[serde(serialize_with = "serialize_decimal")]
     pub bpm: f32,
     /// 0 = nearly still, 1 = as busy as ambient gets: note density, velocity
     /// and register spread of the piano.
+    #[serde(serialize_with = "serialize_decimal")]
     pub intensity: f32,
     pub seed: u64,
     /// General MIDI program of the pad: 88 (new age) or 89 (warm).
     pub pad_program: u8,
+}
+
+/// The f64 nearest to the decimal an f32 prints as: 0.35 stays 0.35 when
+/// widened for JSON, instead of becoming 0.3499999940395355.
+pub fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+fn serialize_decimal<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(decimal(*v))
 }
 
 /// A rejected parameter. Each message names the field, the value received

@@ -11,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::music::params::decimal;
 use crate::music::PRESETS;
 use crate::stream::Hub;
 
@@ -28,8 +29,8 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
                 "description": p.description,
                 "key": p.key.to_string(),
                 "mode": p.mode.to_string(),
-                "bpm": p.bpm,
-                "intensity": p.intensity,
+                "bpm": decimal(p.bpm),
+                "intensity": decimal(p.intensity),
                 "pad_program": p.pad_program,
             })
         })

@@ -2,6 +2,7 @@
 //! /metrics and the embedded web player.
 
 pub mod api;
+pub mod listen;
 pub mod protocol;
 pub mod query;
 pub mod web;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -31,6 +32,26 @@ pub struct ServerConfig {
     pub port: u16,
     pub hub: HubConfig,
     pub render_threads: usize,
+    /// Browser origins allowed to open /ws/stream (exact `scheme://host:port`);
+    /// empty allows any. Requests without an Origin header (non-browser
+    /// clients) are always allowed: the check exists to stop other web pages
+    /// from using a visitor's browser against this server.
+    pub allowed_origins: Vec<String>,
+    pub timeouts: ws::Timeouts,
+}
+
+/// What every request handler shares.
+#[derive(Clone)]
+struct AppState {
+    hub: Arc<Hub>,
+    allowed_origins: Arc<[String]>,
+    timeouts: ws::Timeouts,
+}
+
+impl axum::extract::FromRef<AppState> for Arc<Hub> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.hub)
+    }
 }
 
 /// A server running in this process: where it listens, and how to stop it.
@@ -48,7 +69,12 @@ impl RunningServer {
         // Upgraded WebSocket connections outlive the HTTP server's graceful
         // shutdown; wait (bounded) until each has sent its 1001 close.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.hub.wait_idle()).await;
-        self.task.await.unwrap_or(Ok(()))
+        // A stalled HTTP reader can hold a response open forever; past the
+        // grace period the server stops without it.
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.task).await {
+            Ok(joined) => joined.unwrap_or(Ok(())),
+            Err(_) => Ok(()),
+        }
     }
 }
 
@@ -65,7 +91,11 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let hub = Hub::new(config.hub, config.render_threads, shutdown.clone());
-    let app = router(Arc::clone(&hub));
+    let app = router(AppState {
+        hub: Arc::clone(&hub),
+        allowed_origins: config.allowed_origins.into(),
+        timeouts: config.timeouts,
+    });
     let stop = shutdown.clone();
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -85,28 +115,49 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     })
 }
 
-pub fn router(hub: Arc<Hub>) -> Router {
+fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/stream", get(stream))
+        .route("/listen.opus", get(listen::opus))
+        .route("/listen.wav", get(listen::wav))
         .route("/api/status", get(api::status))
         .route("/api/metrics", get(api::metrics))
         .route("/metrics", get(api::prometheus))
         .route("/healthz", get(api::healthz))
         .fallback(web::asset)
-        .with_state(hub)
+        .with_state(state)
 }
 
 /// Checks the query and the limits before upgrading, so a bad request gets
 /// a plain HTTP answer that says what was wrong.
 async fn stream(
-    State(hub): State<Arc<Hub>>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = state.allowed_origins.is_empty()
+            || origin
+                .to_str()
+                .is_ok_and(|o| state.allowed_origins.iter().any(|a| a == o));
+        if !allowed {
+            let msg = format!(
+                "origin {:?} is not allowed; allowed origins: {}\n",
+                origin,
+                state.allowed_origins.join(", ")
+            );
+            return (StatusCode::FORBIDDEN, msg).into_response();
+        }
+    }
+    let hub = state.hub;
     let request = match StreamRequest::parse(&query) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
+    if let Err(e) = hub.admit(request.room.as_deref()) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    }
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(_) => {
@@ -114,13 +165,10 @@ async fn stream(
             return (StatusCode::UPGRADE_REQUIRED, msg).into_response();
         }
     };
-    if let Err(e) = hub.admit(request.room.as_deref()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
-    }
     upgrade
         .max_message_size(ws::TRANSPORT_MAX_MESSAGE)
         .max_frame_size(ws::TRANSPORT_MAX_MESSAGE)
-        .on_upgrade(move |socket| ws::run(socket, hub, request))
+        .on_upgrade(move |socket| ws::run(socket, hub, request, state.timeouts))
 }
 
 /// Runs `auralis serve` until SIGINT or SIGTERM, then closes every listener

@@ -21,14 +21,17 @@ use crate::stream::{Hub, Listener};
 /// 17.6 kB chunk that cannot drain in 2 s is a connection below 70 kbit/s,
 /// far too slow to play the stream anyway.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a closing connection keeps reading for the client's close reply.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Client messages allowed per second, and the burst above that rate.
 const RATE_PER_SEC: f64 = 20.0;
 const RATE_BURST: f64 = 40.0;
 /// Rejections in a row after which a flooding client is closed.
 const MAX_REJECTED: u32 = 100;
-/// Replies (pongs, errors) waiting for the writer; a client that outpaces
-/// this is flooding.
-const REPLY_QUEUE: usize = 16;
+/// Replies (pongs, errors) waiting for the writer: room for a full burst of
+/// allowed messages plus their rate-limit errors; a client that outpaces
+/// even that is flooding.
+const REPLY_QUEUE: usize = 64;
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -39,7 +42,23 @@ enum Reply {
     Close(u16, String),
 }
 
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest) {
+/// How long a connection may stay silent (no message, no pong) before it is
+/// taken for dead; the server pings at a third of it so a live browser,
+/// which answers pings by itself, never comes near.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            idle: Duration::from_secs(60),
+        }
+    }
+}
+
+pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest, timeouts: Timeouts) {
     let (mut sink, stream) = socket.split();
     let listener = match hub
         .join(
@@ -59,11 +78,26 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest) {
     let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
     let session = listener.session.clone();
     let id = listener.id;
+    let writer = write_loop(
+        sink,
+        listener,
+        hello,
+        request.format,
+        replies_rx,
+        hub.clone(),
+        timeouts,
+    );
+    let reader = read_loop(stream, replies_tx, session.clone(), hub.clone(), timeouts);
+    tokio::pin!(writer, reader);
     tokio::select! {
-        () = write_loop(sink, listener, hello, request.format, replies_rx, hub.clone()) => {}
-        () = read_loop(stream, replies_tx, session.clone(), hub.clone()) => {
-            session.leave(id).await;
+        () = &mut writer => {
+            // The server closed the stream: keep reading briefly so the
+            // client's close reply is consumed. Dropping a socket with unread
+            // input makes the kernel send a reset, which can destroy the close
+            // frame (and its reason) before the client reads it.
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
         }
+        () = &mut reader => session.leave(id).await,
     }
 }
 
@@ -91,12 +125,16 @@ async fn write_loop(
     format: WireFormat,
     mut replies: mpsc::Receiver<Reply>,
     hub: Arc<Hub>,
+    timeouts: Timeouts,
 ) {
     let metrics = hub.metrics.clone();
     if send(&mut sink, Message::Text(hello.into())).await.is_err() {
         listener.leave().await;
         return;
     }
+    let mut pings = tokio::time::interval(timeouts.idle / 3);
+    pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    pings.tick().await;
     loop {
         let msg = tokio::select! {
             biased;
@@ -108,6 +146,7 @@ async fn write_loop(
                 let _ = close(&mut sink, reason.code(), reason.text()).await;
                 break;
             }
+            _ = pings.tick() => Message::Ping(bytes::Bytes::new()),
             reply = replies.recv() => match reply {
                 Some(Reply::Text(text)) => Message::Text(text.into()),
                 Some(Reply::Close(code, reason)) => {
@@ -210,6 +249,7 @@ async fn read_loop(
     replies: mpsc::Sender<Reply>,
     session: crate::stream::session::SessionHandle,
     hub: Arc<Hub>,
+    timeouts: Timeouts,
 ) {
     let metrics = hub.metrics.clone();
     let mut limit = RateLimit::new();
@@ -218,7 +258,17 @@ async fn read_loop(
         metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
         Reply::Text(e.to_json())
     };
-    while let Some(incoming) = stream.next().await {
+    loop {
+        let Ok(incoming) = tokio::time::timeout(timeouts.idle, stream.next()).await else {
+            let reason = format!(
+                "idle timeout: no message or pong for {} s",
+                timeouts.idle.as_secs_f64()
+            );
+            close_with(&replies, 1008, reason).await;
+            drain(&mut stream).await;
+            return;
+        };
+        let Some(incoming) = incoming else { return };
         let text = match incoming {
             Ok(Message::Text(t)) => t,
             Ok(Message::Binary(_)) => {
@@ -227,6 +277,9 @@ async fn read_loop(
                     message: "the server accepts only JSON text messages from clients".into(),
                 };
                 if replies.try_send(reply_error(e)).is_err() {
+                    let reason = "message flood: replies are not being read".to_string();
+                    close_with(&replies, 1008, reason).await;
+                    drain(&mut stream).await;
                     return;
                 }
                 continue;
@@ -241,12 +294,14 @@ async fn read_loop(
                 text.len()
             );
             close_with(&replies, 1009, reason).await;
+            drain(&mut stream).await;
             return;
         }
         if !limit.allow() {
             if limit.rejected_in_a_row >= MAX_REJECTED {
                 let reason = format!("message flood: more than {RATE_PER_SEC} messages per second");
                 close_with(&replies, 1008, reason).await;
+                drain(&mut stream).await;
                 return;
             }
             let e = ProtocolError {
@@ -292,9 +347,22 @@ async fn read_loop(
         };
         if let Some(r) = reply {
             if replies.try_send(r).is_err() {
-                // The writer is not keeping up with our replies: a flood.
+                // Replies pile up faster than the client reads them: a flood.
+                let reason = "message flood: replies are not being read".to_string();
+                close_with(&replies, 1008, reason).await;
+                drain(&mut stream).await;
                 return;
             }
+        }
+    }
+}
+
+/// Reads and discards whatever the client still sends until its close frame
+/// arrives (the caller bounds how long), completing the closing handshake.
+async fn drain(stream: &mut SplitStream<WebSocket>) {
+    while let Some(Ok(msg)) = stream.next().await {
+        if matches!(msg, Message::Close(_)) {
+            return;
         }
     }
 }

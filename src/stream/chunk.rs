@@ -8,6 +8,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::opus::OpusPage;
+
 /// First bytes of every binary audio frame, so a client can tell our frames
 /// from anything else and refuse a version it does not know.
 pub const BINARY_MAGIC: [u8; 4] = *b"AURA";
@@ -25,6 +27,10 @@ pub struct Chunk {
     pub pcm: Bytes,
     binary: OnceLock<Bytes>,
     json: OnceLock<Bytes>,
+    /// Ogg Opus pages, one per bitrate the session encodes for HTTP
+    /// listeners (see `stream::opus`); made with the chunk, since Opus
+    /// state runs from chunk to chunk and cannot be encoded lazily.
+    opus: Vec<OpusPage>,
 }
 
 /// The brief's Appendix A.3 message, field for field.
@@ -48,7 +54,18 @@ impl Chunk {
             pcm,
             binary: OnceLock::new(),
             json: OnceLock::new(),
+            opus: Vec::new(),
         }
+    }
+
+    pub fn with_opus(mut self, pages: Vec<OpusPage>) -> Self {
+        self.opus = pages;
+        self
+    }
+
+    /// This chunk's Ogg page at `kbps`, if the session encoded that bitrate.
+    pub fn opus_page(&self, kbps: u32) -> Option<&Bytes> {
+        self.opus.iter().find(|p| p.kbps == kbps).map(|p| &p.bytes)
     }
 
     pub fn frames(&self) -> usize {

@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod hub;
 pub mod metrics;
+pub mod opus;
 pub mod pool;
 pub mod renderer;
 pub mod session;

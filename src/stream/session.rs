@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chunk::Chunk;
 use super::metrics::Metrics;
+use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
 use super::renderer::Renderer;
 use crate::audio::{pcm, CHUNK_FRAMES};
@@ -95,6 +96,10 @@ pub(super) enum Command {
         change: ParamChange,
         reply: oneshot::Sender<Result<ControlAck, ChangeError>>,
     },
+    Opus {
+        kbps: u32,
+        reply: oneshot::Sender<Result<OpusSubscription, SubscribeError>>,
+    },
 }
 
 /// A cheap handle to a running session.
@@ -130,6 +135,20 @@ impl SessionHandle {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Control { change, reply })
+            .await
+            .map_err(|_| SessionEnded)?;
+        rx.await.map_err(|_| SessionEnded)
+    }
+
+    /// Asks the session to encode Opus at `kbps` for this listener too
+    /// (see `stream::opus`).
+    pub async fn opus(
+        &self,
+        kbps: u32,
+    ) -> Result<Result<OpusSubscription, SubscribeError>, SessionEnded> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Opus { kbps, reply })
             .await
             .map_err(|_| SessionEnded)?;
         rx.await.map_err(|_| SessionEnded)
@@ -185,6 +204,7 @@ pub(super) fn spawn(
         lead_chunks: spec.lead_chunks,
         pool: spec.pool,
         metrics: spec.metrics,
+        opus: Some(OpusLanes::default()),
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -202,6 +222,9 @@ struct SessionTask {
     lead_chunks: u64,
     pool: Arc<RenderPool>,
     metrics: Arc<Metrics>,
+    /// Encoders for HTTP Opus listeners; `None` only while lent to a render
+    /// thread with the renderer.
+    opus: Option<OpusLanes>,
 }
 
 impl SessionTask {
@@ -250,6 +273,13 @@ impl SessionTask {
             Command::Control { change, reply } => {
                 let _ = reply.send(self.apply_control(&change));
             }
+            Command::Opus { kbps, reply } => {
+                let opus = self
+                    .opus
+                    .as_mut()
+                    .expect("encoders are home between chunks");
+                let _ = reply.send(opus.subscribe(kbps, self.seq));
+            }
         }
     }
 
@@ -290,7 +320,7 @@ impl SessionTask {
     /// Renders the next chunk on the pool and hands it to every listener.
     /// Returns false if the pool has shut down.
     async fn render_and_send(&mut self, due: Instant) -> bool {
-        let Some(mut renderer) = self.renderer.take() else {
+        let (Some(mut renderer), Some(mut opus)) = (self.renderer.take(), self.opus.take()) else {
             return false;
         };
         let job = move || {
@@ -299,14 +329,19 @@ impl SessionTask {
             renderer.render(CHUNK_FRAMES, &mut samples);
             let mut bytes = Vec::with_capacity(samples.len() * 2);
             pcm::to_le_bytes(&samples, &mut bytes);
-            (renderer, bytes, started.elapsed())
+            let took = started.elapsed();
+            let pages = opus.encode(&samples);
+            (renderer, opus, bytes, pages, took)
         };
-        let Ok((renderer, bytes, took)) = self.pool.run(due.into_std(), job).await else {
+        let Ok((renderer, opus, bytes, pages, took)) = self.pool.run(due.into_std(), job).await
+        else {
             return false;
         };
         self.renderer = Some(renderer);
+        self.opus = Some(opus);
         self.metrics.record_synth_ms(took.as_secs_f64() * 1e3);
-        let chunk = Arc::new(Chunk::new(self.seq, unix_now(), Bytes::from(bytes)));
+        let chunk = Chunk::new(self.seq, unix_now(), Bytes::from(bytes)).with_opus(pages);
+        let chunk = Arc::new(chunk);
         self.seq += 1;
         self.broadcast(Outgoing::Chunk(chunk));
         true

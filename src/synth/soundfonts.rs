@@ -88,13 +88,24 @@ pub struct FontSet {
 }
 
 impl FontSet {
-    /// Resolves both channel groups: explicit path, then system GM fonts, then
-    /// the built-in font. Never fails: every problem is recorded and logged.
+    /// Resolves both channel groups: explicit path, then (piano only) an
+    /// installed Salamander font, then system GM fonts, then the built-in
+    /// font. Never fails: every problem is recorded and logged.
     pub fn resolve(piano: Option<&Path>, pad: Option<&Path>) -> FontSet {
         let mut cache: Vec<LoadedFont> = Vec::new();
         let mut problems = Vec::new();
-        let piano = resolve_role(piano, PIANO_PROGRAMS, "piano", &mut cache, &mut problems);
-        let pad = resolve_role(pad, PAD_PROGRAMS, "pad", &mut cache, &mut problems);
+        // The brief's piano is Salamander; once built and installed it is
+        // preferred over the GM fonts' piano. The pad stays on the GM fonts.
+        let salamander = super::salamander::installed_paths();
+        let piano = resolve_role(
+            piano,
+            &salamander,
+            PIANO_PROGRAMS,
+            "piano",
+            &mut cache,
+            &mut problems,
+        );
+        let pad = resolve_role(pad, &[], PAD_PROGRAMS, "pad", &mut cache, &mut problems);
         for p in &problems {
             tracing::warn!("{p}");
         }
@@ -127,15 +138,17 @@ impl FontSet {
 
 fn resolve_role(
     explicit: Option<&Path>,
+    preferred: &[PathBuf],
     programs: &[u8],
     role: &'static str,
     cache: &mut Vec<LoadedFont>,
     problems: &mut Vec<String>,
 ) -> LoadedFont {
     let configured = explicit.map(|p| (p.to_path_buf(), FontSource::Configured));
-    let system = SYSTEM_GM_PATHS
+    let system = preferred
         .iter()
-        .map(PathBuf::from)
+        .cloned()
+        .chain(SYSTEM_GM_PATHS.iter().map(PathBuf::from))
         .filter(|p| p.is_file())
         .map(|p| (p, FontSource::System));
     for (path, source) in configured.into_iter().chain(system) {

@@ -10,7 +10,6 @@ use auralis::stream::HubConfig;
 use auralis::synth::{EngineSettings, FontSet};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -30,6 +29,8 @@ pub fn config() -> ServerConfig {
         host: "127.0.0.1".into(),
         port: 0,
         render_threads: 2,
+        allowed_origins: Vec::new(),
+        timeouts: auralis::server::ws::Timeouts::default(),
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
@@ -129,42 +130,10 @@ pub async fn send_json(ws: &mut Ws, v: Value) {
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub async fn http_get(server: &RunningServer, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(server.addr).await.expect("tcp connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut buf = Vec::new();
-    tokio::time::timeout(WAIT, s.read_to_end(&mut buf))
+    tokio::time::timeout(WAIT, auralis::loadtest::http_get(server.addr, path))
         .await
         .expect("response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text[9..12].parse().expect("status code");
-    let body_start = text.find("\r\n\r\n").map_or(text.len(), |i| i + 4);
-    let head = &text[..body_start];
-    let mut body = text[body_start..].to_string();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    (status, body)
-}
-
-fn dechunk(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find("\r\n") {
-        let Ok(n) = usize::from_str_radix(rest[..i].trim(), 16) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[i + 2..i + 2 + n]);
-        rest = &rest[i + 2 + n + 2..];
-    }
-    out
+        .expect("an HTTP response")
 }
 
 pub async fn get_json(server: &RunningServer, path: &str) -> Value {

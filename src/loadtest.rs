@@ -1,0 +1,283 @@
+//! `auralis loadtest`: many real WebSocket listeners against a running server
+//! on 127.0.0.1, each reading as a player would, counting what a listener
+//! would hear as a glitch (a gap in `seq`, a dropped connection, a chunk that
+//! arrives too late for the smallest client buffer).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::offline::percentile;
+use crate::stream::metrics::Percentiles;
+
+/// A chunk arriving this much later than the stream's schedule would drain
+/// the smallest client buffer tier (300 ms) to empty.
+const LATE_MS: f64 = 300.0;
+/// Chunks the server sends ahead of the wall clock at the start.
+const LEAD_CHUNKS: u64 = 2;
+/// A listener that hears nothing for this long counts as dropped.
+const SILENCE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct LoadtestConfig {
+    pub addr: SocketAddr,
+    pub listeners: usize,
+    pub duration: Duration,
+    /// All listeners in one room instead of a session each.
+    pub room: Option<String>,
+    /// Connections are opened evenly over this time.
+    pub ramp: Duration,
+    /// The server's process id, to sample its CPU and RSS from /proc.
+    pub server_pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadtestReport {
+    pub listeners: usize,
+    pub connected: usize,
+    pub room: Option<String>,
+    pub seconds: f64,
+    pub chunks: u64,
+    /// Missing `seq` numbers, summed over listeners.
+    pub gaps: u64,
+    /// Listeners whose connection failed or fell silent.
+    pub dropped: usize,
+    pub late_chunks: u64,
+    pub max_lateness_ms: f64,
+    pub interarrival_ms: Percentiles,
+    pub server_cpu_percent: Option<f64>,
+    pub server_rss_mb: Option<f64>,
+    pub server_peak_rss_mb: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadtestError {
+    #[error("cannot start the server: {0}")]
+    Spawn(std::io::Error),
+    #[error("the server did not say where it listens")]
+    NoAddress,
+}
+
+#[derive(Default)]
+struct ListenerResult {
+    connected: bool,
+    dropped: bool,
+    chunks: u64,
+    gaps: u64,
+    late: u64,
+    max_lateness_ms: f64,
+    interarrivals: Vec<f64>,
+}
+
+pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
+    let cpu_start = config.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let end = started + config.ramp + config.duration;
+    let mut tasks = Vec::with_capacity(config.listeners);
+    for i in 0..config.listeners {
+        let delay = config
+            .ramp
+            .mul_f64(i as f64 / config.listeners.max(1) as f64);
+        let query = match &config.room {
+            Some(room) => format!("?room={room}"),
+            None => format!("?seed={i}"),
+        };
+        let url = format!("ws://{}/ws/stream{query}", config.addr);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            listen(&url, end.into()).await
+        }));
+    }
+    let mut results = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        results.push(t.await.unwrap_or_default());
+    }
+    let wall = started.elapsed();
+    let cpu_end = config.server_pid.and_then(cpu_ticks);
+    let server_cpu_percent = match (cpu_start, cpu_end) {
+        // Linux reports CPU time in USER_HZ ticks, 100 per second.
+        (Some(a), Some(b)) => Some((b - a) as f64 / 100.0 / wall.as_secs_f64() * 100.0),
+        _ => None,
+    };
+    let mut inter: Vec<f64> = results
+        .iter()
+        .flat_map(|r| r.interarrivals.iter().copied())
+        .collect();
+    let interarrival_ms = Percentiles {
+        count: inter.len(),
+        p50: percentile(&mut inter, 50.0),
+        p95: percentile(&mut inter, 95.0),
+        p99: percentile(&mut inter, 99.0),
+        max: percentile(&mut inter, 100.0),
+    };
+    LoadtestReport {
+        listeners: config.listeners,
+        connected: results.iter().filter(|r| r.connected).count(),
+        room: config.room.clone(),
+        seconds: config.duration.as_secs_f64(),
+        chunks: results.iter().map(|r| r.chunks).sum(),
+        gaps: results.iter().map(|r| r.gaps).sum(),
+        dropped: results.iter().filter(|r| r.dropped || !r.connected).count(),
+        late_chunks: results.iter().map(|r| r.late).sum(),
+        max_lateness_ms: results
+            .iter()
+            .map(|r| r.max_lateness_ms)
+            .fold(0.0, f64::max),
+        interarrival_ms,
+        server_cpu_percent,
+        server_rss_mb: config
+            .server_pid
+            .and_then(|p| proc_status_kb(p, "VmRSS:"))
+            .map(|kb| kb as f64 / 1024.0),
+        server_peak_rss_mb: config
+            .server_pid
+            .and_then(|p| proc_status_kb(p, "VmHWM:"))
+            .map(|kb| kb as f64 / 1024.0),
+    }
+}
+
+/// One listener: reads binary chunks until `end`, measuring as it goes.
+async fn listen(url: &str, end: tokio::time::Instant) -> ListenerResult {
+    let mut r = ListenerResult::default();
+    let Ok(Ok((mut ws, _))) =
+        tokio::time::timeout(SILENCE, tokio_tungstenite::connect_async(url)).await
+    else {
+        return r;
+    };
+    r.connected = true;
+    let mut first: Option<(u64, Instant)> = None;
+    let mut last: Option<(u64, Instant)> = None;
+    while tokio::time::Instant::now() < end {
+        let msg = match tokio::time::timeout(SILENCE, ws.next()).await {
+            Ok(Some(Ok(m))) => m,
+            _ => {
+                r.dropped = true;
+                break;
+            }
+        };
+        let Message::Binary(b) = msg else { continue };
+        let Some(seq) = b
+            .get(8..16)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+        else {
+            continue;
+        };
+        let now = Instant::now();
+        r.chunks += 1;
+        if let Some((prev, at)) = last {
+            r.gaps += seq.saturating_sub(prev + 1);
+            r.interarrivals
+                .push(now.duration_since(at).as_secs_f64() * 1e3);
+        }
+        let (k0, t0) = *first.get_or_insert((seq, now));
+        let scheduled = t0 + Duration::from_millis(100 * (seq - k0).saturating_sub(LEAD_CHUNKS));
+        let lateness = now.saturating_duration_since(scheduled).as_secs_f64() * 1e3;
+        r.max_lateness_ms = r.max_lateness_ms.max(lateness);
+        if lateness > LATE_MS {
+            r.late += 1;
+        }
+        last = Some((seq, now));
+    }
+    r
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Starts `auralis serve` (this same binary) on a free loopback port and
+/// waits until it says where it listens.
+pub fn spawn_server(extra_args: &[String]) -> Result<(Child, SocketAddr), LoadtestError> {
+    let exe = std::env::current_exe().map_err(LoadtestError::Spawn)?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args(extra_args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(LoadtestError::Spawn)?;
+    let stderr = child.stderr.take().ok_or(LoadtestError::NoAddress)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(addr.trim_end_matches('/').to_string());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(30))
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .ok_or(LoadtestError::NoAddress)?;
+    Ok((child, addr))
+}
+
+/// A minimal HTTP/1.1 GET on loopback: (status, body). Enough for the
+/// server's own JSON endpoints; not a general HTTP client.
+pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(addr).await?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response");
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,705 @@
+//! /listen.opus and /listen.wav against a real server on 127.0.0.1, read by
+//! a plain HTTP client and decoded by Debian's ffmpeg (installed by
+//! scripts/install-deps.sh).
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use auralis::server::RunningServer;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CHUNK_BYTES: usize = 17_640;
+
+/// An HTTP response read for a while: the stream is endless, so the body is
+/// whatever arrived before the deadline (de-chunked).
+struct Streamed {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+    /// The server ended the response (or the connection) before the deadline.
+    ended: bool,
+    /// Time from sending the request to the first byte of body.
+    first_body_byte: Option<Duration>,
+}
+
+async fn request(server: &RunningServer, method: &str, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    let req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("send request");
+    s
+}
+
+/// Reads `path` for `dur` of wall time.
+async fn read_for(server: &RunningServer, path: &str, dur: Duration) -> Streamed {
+    let started = Instant::now();
+    let mut s = request(server, "GET", path).await;
+    read_stream(&mut s, started, started + dur).await
+}
+
+async fn read_stream(s: &mut TcpStream, started: Instant, until: Instant) -> Streamed {
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut ended = false;
+    let mut head_len = None;
+    let mut first_body_byte = None;
+    loop {
+        match tokio::time::timeout_at(until.into(), s.read(&mut buf)).await {
+            Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                ended = true;
+                break;
+            }
+            Ok(Ok(n)) => raw.extend_from_slice(&buf[..n]),
+        }
+        if head_len.is_none() {
+            head_len = find(&raw, b"\r\n\r\n").map(|i| i + 4);
+        }
+        if let Some(h) = head_len {
+            // The first chunk-size line alone is no audio yet.
+            if first_body_byte.is_none() && dechunk(&raw[h..]).1 > 0 {
+                first_body_byte = Some(started.elapsed());
+            }
+        }
+    }
+    let h = head_len.expect("a complete response head");
+    let head = String::from_utf8_lossy(&raw[..h]).into_owned();
+    let status = head[9..12].parse().expect("status code");
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect::<HashMap<_, _>>();
+    let body = if headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v == "chunked")
+    {
+        dechunk(&raw[h..]).0
+    } else {
+        raw[h..].to_vec()
+    };
+    Streamed {
+        status,
+        headers,
+        body,
+        ended,
+        first_body_byte,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// De-chunks what arrived, keeping a truncated last chunk's bytes.
+/// Returns the body and its length.
+fn dechunk(mut raw: &[u8]) -> (Vec<u8>, usize) {
+    let mut out = Vec::new();
+    while let Some(eol) = find(raw, b"\r\n") {
+        let Some(size) = std::str::from_utf8(&raw[..eol])
+            .ok()
+            .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+        else {
+            break;
+        };
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            break;
+        }
+        let take = size.min(raw.len());
+        out.extend_from_slice(&raw[..take]);
+        if take < size || raw.len() < size + 2 {
+            break;
+        }
+        raw = &raw[size + 2..];
+    }
+    let n = out.len();
+    (out, n)
+}
+
+/// Decodes Ogg Opus (or anything ffmpeg reads) to 48 kHz stereo i16.
+async fn ffmpeg_decode(input: &[u8], suffix: &str) -> Vec<i16> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("in{suffix}"));
+    std::fs::write(&path, input).unwrap();
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i"])
+            .arg(&path)
+            .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+            .output(),
+    )
+    .await
+    .expect("ffmpeg in time")
+    .expect("ffmpeg runs (scripts/install-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A truncated last page (we stopped reading mid-stream) is the only
+    // complaint allowed.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in stderr.lines() {
+        assert!(
+            line.to_ascii_lowercase().contains("truncat")
+                || line.contains("End of file")
+                || line.trim().is_empty(),
+            "ffmpeg reported: {stderr}"
+        );
+    }
+    samples(&out.stdout)
+}
+
+fn samples(pcm: &[u8]) -> Vec<i16> {
+    pcm.chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+fn rms(s: &[i16]) -> f64 {
+    (s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / s.len().max(1) as f64).sqrt()
+}
+
+async fn listeners(server: &RunningServer) -> u64 {
+    get_json(server, "/api/status").await["listeners"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn opus_stream_decodes_to_music_of_the_expected_length() {
+    let server = start().await;
+    let s = read_for(
+        &server,
+        "/listen.opus?preset=dawn&bitrate=128",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.headers["content-type"], "audio/ogg");
+    assert_eq!(s.headers["cache-control"], "no-store");
+    assert_eq!(s.headers["transfer-encoding"], "chunked");
+    assert!(!s.ended, "the stream is endless");
+    let ttfb = s.first_body_byte.expect("audio arrived");
+    assert!(
+        ttfb < Duration::from_secs(1),
+        "first audio byte after {ttfb:?}"
+    );
+    assert_eq!(&s.body[..4], b"OggS");
+    assert_eq!(&s.body[28..36], b"OpusHead");
+    let pcm = ffmpeg_decode(&s.body, ".opus").await;
+    let secs = pcm.len() as f64 / 2.0 / 48_000.0;
+    // 3 s of real time plus the session's 200–300 ms render lead.
+    assert!((2.8..=3.6).contains(&secs), "decoded {secs:.2} s");
+    let last_second = &pcm[pcm.len() - 96_000..];
+    assert!(rms(last_second) > 100.0, "rms {:.1}", rms(last_second));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn ffmpeg_plays_the_opus_url_in_real_time() {
+    let server = start().await;
+    let url = format!("http://{}/listen.opus?preset=calm", server.addr);
+    let started = Instant::now();
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-i", &url])
+            .args(["-t", "4", "-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+            .output(),
+    )
+    .await
+    .expect("ffmpeg in time")
+    .expect("ffmpeg runs");
+    let took = started.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs = out.stdout.len() as f64 / 4.0 / 48_000.0;
+    assert!((secs - 4.0).abs() < 0.05, "decoded {secs:.2} s");
+    // Paced: 4 s of audio cannot arrive much faster than 4 s minus the
+    // initial burst.
+    assert!(took > 3.3, "4 s of audio in {took:.2} s");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_late_opus_joiner_of_a_room_decodes_from_its_first_page() {
+    let server = start().await;
+    let first = tokio::spawn({
+        let addr = server.addr;
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let req = "GET /listen.opus?room=late HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            s.write_all(req.as_bytes()).await.unwrap();
+            let t = Instant::now();
+            read_stream(&mut s, t, t + Duration::from_secs(5)).await
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let late = read_for(&server, "/listen.opus?room=late", Duration::from_secs(2)).await;
+    let first = first.await.unwrap();
+    assert_eq!(
+        first.headers["x-auralis-session"],
+        late.headers["x-auralis-session"]
+    );
+    // The late joiner's headers are numbered to lead into the backlog.
+    let seq = |b: &[u8], at: usize| u32::from_le_bytes(b[at + 18..at + 22].try_into().unwrap());
+    let head = seq(&late.body, 0);
+    assert!(head > 0, "a late joiner's header is not page 0");
+    assert_eq!(seq(&late.body, 47), head + 1);
+    let pcm = ffmpeg_decode(&late.body, ".opus").await;
+    let secs = pcm.len() as f64 / 2.0 / 48_000.0;
+    // 2 s of real time plus up to 800 ms of backlog burst.
+    assert!(
+        (2.4..=3.1).contains(&secs),
+        "late joiner decoded {secs:.2} s"
+    );
+    assert!(rms(&pcm) > 50.0);
+    let whole = ffmpeg_decode(&first.body, ".opus").await;
+    assert!(whole.len() as f64 / 2.0 / 48_000.0 > 4.8);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn wav_stream_has_a_streaming_riff_header_then_pcm() {
+    let server = start().await;
+    let s = read_for(&server, "/listen.wav?preset=calm", Duration::from_secs(2)).await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.headers["content-type"], "audio/wav");
+    assert_eq!(s.headers["cache-control"], "no-store");
+    let h = &s.body[..44];
+    assert_eq!(&h[0..4], b"RIFF");
+    assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), u32::MAX);
+    assert_eq!(&h[8..16], b"WAVEfmt ");
+    assert_eq!(u16::from_le_bytes([h[20], h[21]]), 1, "PCM");
+    assert_eq!(u16::from_le_bytes([h[22], h[23]]), 2, "stereo");
+    assert_eq!(u32::from_le_bytes(h[24..28].try_into().unwrap()), 44_100);
+    assert_eq!(u16::from_le_bytes([h[34], h[35]]), 16, "bits");
+    assert_eq!(&h[36..40], b"data");
+    assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), u32::MAX);
+    let pcm = &s.body[44..];
+    let secs = pcm.len() as f64 / 176_400.0;
+    assert!((1.9..=2.5).contains(&secs), "{secs:.2} s of PCM");
+    assert!(rms(&samples(pcm)) > 10.0);
+    // ffmpeg reads the streaming header as an ordinary WAV.
+    let decoded = ffmpeg_decode(&s.body, ".wav").await;
+    assert!(decoded.len() > 48_000 * 2);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn http_and_websocket_listeners_of_a_room_hear_the_same_chunks() {
+    let server = start().await;
+    let mut ws = connect(&server, "?room=shared&preset=night").await;
+    let hello = next_event(&mut ws).await;
+    let reader = tokio::spawn(async move {
+        let mut chunks = HashMap::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let a = next_audio(&mut ws).await;
+            chunks.insert(a.seq, a.pcm);
+        }
+        chunks
+    });
+    let wav = read_for(&server, "/listen.wav?room=shared", Duration::from_secs(2)).await;
+    let opus = read_for(
+        &server,
+        "/listen.opus?room=shared",
+        Duration::from_millis(500),
+    )
+    .await;
+    let ws_chunks = reader.await.unwrap();
+    assert_eq!(wav.headers["x-auralis-session"], hello["session_id"]);
+    assert_eq!(opus.headers["x-auralis-session"], hello["session_id"]);
+    let first: u64 = wav.headers["x-auralis-first-seq"].parse().unwrap();
+    let pcm = &wav.body[44..];
+    let mut compared = 0;
+    for (i, piece) in pcm.chunks_exact(CHUNK_BYTES).enumerate() {
+        let seq = first + i as u64;
+        if let Some(ws_pcm) = ws_chunks.get(&seq) {
+            assert_eq!(
+                piece,
+                &ws_pcm[..],
+                "chunk {seq} differs between WAV and WebSocket"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 15, "only {compared} chunks overlapped");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn http_listeners_count_and_meet_the_limits() {
+    let mut config = common::config();
+    config.hub.max_listeners = 2;
+    let server = start_with(config).await;
+    let mut a = request(&server, "GET", "/listen.wav?room=r").await;
+    let mut b = request(&server, "GET", "/listen.opus?room=r").await;
+    // Both responses have started once a few bytes arrive.
+    let mut buf = [0u8; 256];
+    a.read_exact(&mut buf).await.unwrap();
+    b.read_exact(&mut buf).await.unwrap();
+    assert_eq!(listeners(&server).await, 2);
+    let status = get_json(&server, "/api/status").await;
+    assert_eq!(status["sessions"], 1, "one room, one session");
+    let (code, body) = http_get(&server, "/listen.opus").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("server full"), "{body}");
+    let (code, _) = http_get(&server, "/listen.wav").await;
+    assert_eq!(code, 503);
+    drop((a, b));
+    let until = Instant::now() + WAIT;
+    while listeners(&server).await > 0 {
+        assert!(
+            Instant::now() < until,
+            "closed HTTP listeners still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_queries_get_400_and_head_joins_nothing() {
+    let server = start().await;
+    for (path, needle) in [
+        ("/listen.opus?bitrate=512", "32 to 256"),
+        ("/listen.opus?bitrate=fast", "32 to 256"),
+        ("/listen.wav?bitrate=96", "opus only"),
+        ("/listen.opus?format=json", "allowed are"),
+        ("/listen.wav?key=H", "key"),
+    ] {
+        let (code, body) = http_get(&server, path).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    let mut s = request(&server, "HEAD", "/listen.opus").await;
+    let mut head = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: audio/ogg"), "{head}");
+    assert!(!head.contains("content-length: 0"), "{head}");
+    let status = get_json(&server, "/api/status").await;
+    assert_eq!(status["sessions"], 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stalled_http_reader_is_dropped() {
+    let server = start().await;
+    // A small receive buffer so the stall shows quickly; the client then
+    // never reads.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(server.addr).await.unwrap();
+    stalled
+        .write_all(b"GET /listen.wav HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(2);
+    while listeners(&server).await == 0 {
+        assert!(Instant::now() < until, "the listener never joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dropped_at = Instant::now() + Duration::from_secs(20);
+    while listeners(&server).await > 0 {
+        assert!(
+            Instant::now() < dropped_at,
+            "a stalled reader was never dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = get_json(&server, "/api/metrics").await;
+    assert!(metrics["listeners_dropped_slow"].as_u64().unwrap() >= 1);
+    assert_eq!(get_json(&server, "/api/status").await["sessions"], 0);
+    drop(stalled);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_http_streams() {
+    let server = start().await;
+    let mut s = request(&server, "GET", "/listen.opus").await;
+    let reader = tokio::spawn(async move {
+        let t = Instant::now();
+        read_stream(&mut s, t, t + Duration::from_secs(15)).await
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::timeout(WAIT, server.shutdown())
+        .await
+        .expect("shutdown in time")
+        .unwrap();
+    let streamed = reader.await.unwrap();
+    assert!(streamed.ended, "the response ended with the server");
+    assert_eq!(&streamed.body[..4], b"OggS");
+}
+
+/// Reads one stream for `dur`, counting bytes and Ogg pages as they come.
+struct Meter {
+    ttfb: Option<Duration>,
+    bytes_at_2s: usize,
+    bytes: usize,
+    pages: usize,
+    ended: bool,
+    body: Vec<u8>,
+}
+
+async fn meter(addr: std::net::SocketAddr, path: String, dur: Duration, keep: bool) -> Meter {
+    let started = Instant::now();
+    let mut m = Meter {
+        ttfb: None,
+        bytes_at_2s: 0,
+        bytes: 0,
+        pages: 0,
+        ended: false,
+        body: Vec::new(),
+    };
+    let Ok(mut s) = TcpStream::connect(addr).await else {
+        m.ended = true;
+        return m;
+    };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_err() {
+        m.ended = true;
+        return m;
+    }
+    let until = started + dur;
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut head_done = false;
+    while let Ok(r) = tokio::time::timeout_at(until.into(), s.read(&mut buf)).await {
+        let n = match r {
+            Ok(0) | Err(_) => {
+                m.ended = true;
+                break;
+            }
+            Ok(n) => n,
+        };
+        let mut data = &buf[..n];
+        if !head_done {
+            // Response heads are small and arrive in the first read.
+            match find(data, b"\r\n\r\n") {
+                Some(i) => {
+                    head_done = true;
+                    data = &data[i + 4..];
+                }
+                None => continue,
+            }
+            if data.is_empty() {
+                continue;
+            }
+        }
+        m.ttfb.get_or_insert_with(|| started.elapsed());
+        m.bytes += data.len();
+        m.pages += data.windows(4).filter(|w| w == b"OggS").count();
+        if started.elapsed() < Duration::from_secs(2) {
+            m.bytes_at_2s = m.bytes;
+        }
+        if keep {
+            m.body.extend_from_slice(data);
+        }
+    }
+    m
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |r| r.1)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
+}
+
+fn rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The numbers in README's "Listen anywhere": bandwidth, time to first
+/// byte, Opus encode cost per chunk, and listeners one room holds. Starts
+/// the release server as its own process so its CPU can be read from /proc.
+/// Run: `cargo test --release --test listen -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a 2-minute measurement, not a check"]
+async fn measure_http_streaming() {
+    use auralis::audio::opus::OggOpusEncoder;
+    use auralis::audio::resample::To48k;
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_auralis"))
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args(["--max-listeners", "5000", "--queue-chunks", "20"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let addr: std::net::SocketAddr = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| {
+                Some(
+                    l.split("listening on http://")
+                        .nth(1)?
+                        .trim_end_matches('/')
+                        .to_string(),
+                )
+            })
+            .expect("the server says where it listens");
+        // Keep draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        addr.parse().unwrap()
+    })
+    .await
+    .unwrap();
+
+    // 1. Bandwidth and time to first byte, three fresh sessions at once.
+    let secs = 12u64;
+    let d = Duration::from_secs(secs);
+    let (o96, o128, wav) = tokio::join!(
+        meter(addr, "/listen.opus".into(), d, false),
+        meter(addr, "/listen.opus?bitrate=128".into(), d, false),
+        meter(addr, "/listen.wav".into(), d, true),
+    );
+    for (name, m) in [("opus 96", &o96), ("opus 128", &o128), ("wav", &wav)] {
+        let steady = (m.bytes - m.bytes_at_2s) as f64 / (secs as f64 - 2.0);
+        println!(
+            "{name}: ttfb {:.1} ms, {:.1} kbit/s over {secs} s, steady {:.1} kbit/s",
+            m.ttfb.unwrap().as_secs_f64() * 1e3,
+            m.bytes as f64 * 8.0 / secs as f64 / 1e3,
+            steady * 8.0 / 1e3,
+        );
+    }
+    // A joiner of a running room gets the lane's backlog at once.
+    let warm = tokio::spawn(meter(addr, "/listen.opus?room=warm".into(), d, false));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let late = meter(
+        addr,
+        "/listen.opus?room=warm".into(),
+        Duration::from_secs(1),
+        false,
+    )
+    .await;
+    println!(
+        "opus room joiner: ttfb {:.1} ms, {} pages (100 ms each) in its first second",
+        late.ttfb.unwrap().as_secs_f64() * 1e3,
+        late.pages
+    );
+    warm.abort();
+
+    // 2. Encode cost per 100 ms chunk, on the music just streamed.
+    let pcm = samples(&wav.body[44..]);
+    let chunks: Vec<&[i16]> = pcm.chunks_exact(CHUNK_BYTES / 2).collect();
+    let mut rs = To48k::new().unwrap();
+    let mut e96 = OggOpusEncoder::new(96, 1).unwrap();
+    let mut e128 = OggOpusEncoder::new(128, 2).unwrap();
+    let (mut t_rs, mut t96, mut t128) = (Vec::new(), Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    for c in &chunks {
+        let t = Instant::now();
+        rs.process(c, &mut buf).unwrap();
+        t_rs.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        e96.encode_chunk(&buf).unwrap();
+        t96.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        e128.encode_chunk(&buf).unwrap();
+        t128.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    for (name, t) in [
+        ("resample", &mut t_rs),
+        ("opus 96", &mut t96),
+        ("opus 128", &mut t128),
+    ] {
+        t.sort_by(f64::total_cmp);
+        println!(
+            "{name}: {:.3} ms per 100 ms chunk (p50), p95 {:.3}, over {} chunks",
+            t[t.len() / 2],
+            t[t.len() * 95 / 100],
+            t.len()
+        );
+    }
+
+    // 3. Many Opus listeners on one room for 20 s.
+    for n in [500usize, 1000, 2000] {
+        let room = format!("load{n}");
+        let dropped_before = get_json_at(addr, "/api/metrics").await["listeners_dropped_slow"]
+            .as_u64()
+            .unwrap();
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let path = format!("/listen.opus?room={room}");
+            tasks.push(tokio::spawn(meter(
+                addr,
+                path,
+                Duration::from_secs(20),
+                false,
+            )));
+            if i % 50 == 49 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let cpu0 = cpu_seconds(pid);
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let cpu = (cpu_seconds(pid) - cpu0) / t0.elapsed().as_secs_f64();
+        let rss = rss_mb(pid);
+        let mut pages = Vec::with_capacity(n);
+        let mut ended = 0;
+        for t in tasks {
+            let m = t.await.unwrap();
+            ended += usize::from(m.ended);
+            pages.push(m.pages);
+        }
+        pages.sort_unstable();
+        let dropped = get_json_at(addr, "/api/metrics").await["listeners_dropped_slow"]
+            .as_u64()
+            .unwrap()
+            - dropped_before;
+        println!(
+            "{n} opus listeners, one room, 20 s: server CPU {:.0} % of one core, RSS {rss:.0} MB, \
+             pages per listener min {} / median {}, ended early {ended}, dropped as slow {dropped}",
+            cpu * 100.0,
+            pages[0],
+            pages[n / 2],
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn get_json_at(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
+    let (_, body) = tokio::time::timeout(WAIT, auralis::loadtest::http_get(addr, path))
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
