@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond Rust: Debian's Chromium for the
-# browser tests, playwright-core from npm (never a downloaded browser), and
-# libfluidsynth-dev for the libfluidsynth backend.
-# Runs as root or through sudo; does nothing that is already done.
+# Installs what Auralis needs beyond Rust, from Debian's packages and npm,
+# never a downloaded browser. Runs as root or through sudo; does nothing that
+# is already done.
+#
+#   scripts/install-deps.sh --build   what building the server needs (libopus)
+#   scripts/install-deps.sh           that, plus what the test suite needs:
+#                                     Chromium and playwright-core for the
+#                                     browser tests, ffmpeg, the fluidsynth
+#                                     command and libfluidsynth-dev
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build_only=false
+[ "${1:-}" = "--build" ] && build_only=true
 
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # /listen.opus links Debian's libopus through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
-# tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
-# tests/listen.rs decodes the Opus and WAV streams with it.
-command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
-# The SF2 writer's tests also check that the fluidsynth command loads our fonts.
-command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
-# libfluidsynth for the `fluidsynth` cargo feature (its tests and benches).
-if [ ! -f /usr/include/fluidsynth.h ] ||
-  { command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists fluidsynth; }; then
-  need+=(libfluidsynth-dev)
+if ! $build_only; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
+  # tests/listen.rs decodes the Opus and WAV streams with it.
+  command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+  # The SF2 writer's tests also check that the fluidsynth command loads our fonts.
+  command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+  # libfluidsynth for the `fluidsynth` cargo feature (its tests and benches).
+  if [ ! -f /usr/include/fluidsynth.h ] ||
+    { command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists fluidsynth; }; then
+    need+=(libfluidsynth-dev)
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -29,6 +38,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-if [ -f e2e/package.json ] && [ ! -d e2e/node_modules/playwright-core ]; then
+if ! $build_only && [ -f e2e/package.json ] && [ ! -d e2e/node_modules/playwright-core ]; then
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -165,7 +165,12 @@ async fn stream(
             return (StatusCode::UPGRADE_REQUIRED, msg).into_response();
         }
     };
+    // Small per-connection buffers: client messages are tiny and every audio
+    // frame is flushed as it is sent, while the 128 KiB defaults would cost
+    // half a gigabyte in a room of 2,000 listeners.
     upgrade
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(0)
         .max_message_size(ws::TRANSPORT_MAX_MESSAGE)
         .max_frame_size(ws::TRANSPORT_MAX_MESSAGE)
         .on_upgrade(move |socket| ws::run(socket, hub, request, state.timeouts))
