@@ -588,6 +588,18 @@ fn soundfont(action: SoundfontCommand) -> Result<()> {
         report.roots.1,
         report.seconds,
     );
+    if auralis::synth::fluidsynth_check::installed() {
+        let complaints = auralis::synth::fluidsynth_check::complaints(&output, 0, &[21, 60, 108])?;
+        if complaints.is_empty() {
+            eprintln!("the fluidsynth command plays it without complaint");
+        } else {
+            anyhow::bail!(
+                "the fluidsynth command complains about {}: {}",
+                output.display(),
+                complaints.join("; ")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -9,10 +9,11 @@
 //! they are checked too.
 
 use std::io::Cursor;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+use auralis::synth::fluidsynth_check;
 use auralis::synth::salamander::{
     build_font, installed_paths, write_font, SALAMANDER_ATTRIBUTION, SALAMANDER_FILE_NAME,
 };
@@ -226,71 +227,19 @@ fn the_written_font_is_found_and_credited() {
 #[test]
 fn fluidsynth_loads_the_font_when_installed() {
     let Some(dir) = fixture() else { return };
-    if !has("fluidsynth") {
+    if !fluidsynth_check::installed() {
         eprintln!("skipped: fluidsynth is not installed");
         return;
     }
     let (bytes, _) = build_font(dir.path(), "test fixture").unwrap();
     let font = dir.path().join("fixture.sf2");
     std::fs::write(&font, bytes).unwrap();
-    let complaints = fluidsynth_complaints(&font, &dir.path().join("out.wav"));
+    let complaints = fluidsynth_check::complaints(&font, 0, CHECK_KEYS).unwrap();
     assert!(complaints.is_empty(), "{complaints:?}");
 }
 
-/// Renders a few notes with the `fluidsynth` command and returns what it
-/// complained about, plus a complaint if it rendered nothing.
-fn fluidsynth_complaints(font: &Path, wav: &Path) -> Vec<String> {
-    let midi = wav.with_extension("mid");
-    std::fs::write(&midi, notes_midi(&[33, 45, 50, 57, 60, 72, 100])).unwrap();
-    let out = Command::new("fluidsynth")
-        .args(["-n", "-i", "-q", "-R", "0", "-C", "0", "-r", "44100", "-F"])
-        .arg(wav)
-        .arg(font)
-        .arg(&midi)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut complaints: Vec<String> = text
-        .lines()
-        .filter(|l| {
-            let l = l.to_ascii_lowercase();
-            let alarming = ["error", "warning", "invalid", "corrupt", "fail"]
-                .iter()
-                .any(|w| l.contains(w));
-            // Channels the file never uses default to presets (drums on
-            // bank 128) that a one-instrument font does not have.
-            alarming && !l.contains("no preset found")
-        })
-        .map(str::to_owned)
-        .collect();
-    if !out.status.success() {
-        complaints.push(format!("fluidsynth exited with {}", out.status));
-    }
-    let audio_bytes = std::fs::metadata(wav).map_or(0, |m| m.len());
-    if audio_bytes <= 44 {
-        complaints.push("fluidsynth rendered no audio".to_owned());
-    }
-    complaints
-}
-
-/// A format-0 MIDI file (480 ticks per beat, 120 bpm) playing `keys` one
-/// after another, half a second each, on program 0.
-fn notes_midi(keys: &[u8]) -> Vec<u8> {
-    let mut track = vec![0x00, 0xC0, 0x00];
-    for &key in keys {
-        // Delta 0, note on; delta 480 (0x83 0x60), note off.
-        track.extend_from_slice(&[0x00, 0x90, key, 100, 0x83, 0x60, 0x80, key, 0]);
-    }
-    track.extend_from_slice(&[0x00, 0xFF, 0x2F, 0x00]);
-    let mut midi = b"MThd\0\0\0\x06\0\0\0\x01\x01\xE0MTrk".to_vec();
-    midi.extend_from_slice(&(track.len() as u32).to_be_bytes());
-    midi.extend_from_slice(&track);
-    midi
-}
+/// Keys across the fixture's range and beyond both ends.
+const CHECK_KEYS: &[u8] = &[33, 45, 50, 57, 60, 72, 100];
 
 /// The real samples, from `SALAMANDER_SAMPLES=DIR`.
 fn real_samples() -> Option<PathBuf> {
@@ -326,9 +275,8 @@ fn the_installed_font_plays_when_present() {
     let loaded = load_file(&path, FontSource::System).unwrap();
     assert_eq!(loaded.info.attribution, SALAMANDER_ATTRIBUTION);
     check_real_font(&loaded.font);
-    if has("fluidsynth") {
-        let dir = tempfile::tempdir().unwrap();
-        let complaints = fluidsynth_complaints(&path, &dir.path().join("out.wav"));
+    if fluidsynth_check::installed() {
+        let complaints = fluidsynth_check::complaints(&path, 0, CHECK_KEYS).unwrap();
         assert!(complaints.is_empty(), "{complaints:?}");
     }
 }

@@ -6,6 +6,7 @@ pub mod builtin_font;
 pub mod engine;
 #[cfg(feature = "fluidsynth")]
 pub mod fluid;
+pub mod fluidsynth_check;
 pub mod rusty;
 pub mod salamander;
 pub mod sf2_writer;

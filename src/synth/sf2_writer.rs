@@ -778,8 +778,6 @@ fn fixed_name(name: &str) -> [u8; NAME_LEN] {
 pub(crate) mod tests {
     use super::*;
     use std::io::Cursor;
-    use std::path::PathBuf;
-    use std::process::Command;
     use std::sync::Arc;
 
     use rustysynth::{LoopMode, SoundFont, Synthesizer, SynthesizerSettings};
@@ -1200,74 +1198,21 @@ pub(crate) mod tests {
         assert_eq!(absolute_cents(20_000.0), 13_508);
     }
 
-    /// Renders one note of `program` with the `fluidsynth` command, if the
-    /// machine has it, and returns its complaints (output lines with errors
-    /// or warnings, such as sanitized loops). `None` means FluidSynth is not
-    /// installed, so the check is skipped rather than failed.
+    /// Asks the `fluidsynth` command about one note of `program`; `None`
+    /// when the command is not installed, so the check is skipped.
     pub(crate) fn fluidsynth_complaints(sf2: &[u8], program: u8, key: u8) -> Option<Vec<String>> {
-        let installed = Command::new("sh")
-            .args(["-c", "command -v fluidsynth"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !installed {
+        if !crate::synth::fluidsynth_check::installed() {
             return None;
         }
-        let dir: PathBuf = std::env::temp_dir().join(format!(
-            "auralis-sf2-{}-{program}-{key}-{}",
+        let path = std::env::temp_dir().join(format!(
+            "auralis-sf2-test-{}-{program}-{key}-{}.sf2",
             std::process::id(),
             sf2.len()
         ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (font, midi, wav) = (dir.join("f.sf2"), dir.join("n.mid"), dir.join("o.wav"));
-        std::fs::write(&font, sf2).unwrap();
-        std::fs::write(&midi, one_note_midi(program, key)).unwrap();
-        let out = Command::new("fluidsynth")
-            .args(["-n", "-i", "-q", "-R", "0", "-C", "0", "-r", "44100", "-F"])
-            .arg(&wav)
-            .arg(&font)
-            .arg(&midi)
-            .output()
-            .unwrap();
-        let wav_len = std::fs::metadata(&wav).map(|m| m.len()).unwrap_or(0);
-        let _ = std::fs::remove_dir_all(&dir);
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut complaints: Vec<String> = text
-            .lines()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                let alarming = ["error", "warning", "invalid", "corrupt", "fail"]
-                    .iter()
-                    .any(|w| l.contains(w));
-                // The one-note file leaves the other channels on presets
-                // the font need not have (drums on bank 128, for instance).
-                alarming && !l.contains("no preset found")
-            })
-            .map(str::to_owned)
-            .collect();
-        if !out.status.success() {
-            complaints.push(format!("fluidsynth exited with {}", out.status));
-        }
-        if wav_len <= 44 {
-            complaints.push("fluidsynth rendered no audio".to_owned());
-        }
-        Some(complaints)
-    }
-
-    /// A format-0 MIDI file that selects `program` and holds `key` for one
-    /// second at 120 bpm.
-    fn one_note_midi(program: u8, key: u8) -> Vec<u8> {
-        let track = [
-            0x00, 0xC0, program, 0x00, 0x90, key, 100, 0x83, 0x60, 0x80, key, 0, 0x00, 0xFF, 0x2F,
-            0x00,
-        ];
-        let mut midi = b"MThd\0\0\0\x06\0\0\0\x01\x01\xE0MTrk".to_vec();
-        midi.extend_from_slice(&(track.len() as u32).to_be_bytes());
-        midi.extend_from_slice(&track);
-        midi
+        std::fs::write(&path, sf2).unwrap();
+        let complaints = crate::synth::fluidsynth_check::complaints(&path, program, &[key]);
+        let _ = std::fs::remove_file(&path);
+        Some(complaints.unwrap())
     }
 
     #[test]
