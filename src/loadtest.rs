@@ -54,6 +54,8 @@ pub struct LoadtestReport {
     pub server_cpu_percent: Option<f64>,
     pub server_rss_mb: Option<f64>,
     pub server_peak_rss_mb: Option<f64>,
+    /// The server's own synthesis time per chunk, from /api/metrics.
+    pub server_synthesis_ms: Option<Percentiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +102,11 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
     }
     let wall = started.elapsed();
     let cpu_end = config.server_pid.and_then(cpu_ticks);
+    let server_synthesis_ms = http_get(config.addr, "/api/metrics")
+        .await
+        .ok()
+        .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+        .and_then(|m| serde_json::from_value(m["synthesis_ms_per_chunk"].clone()).ok());
     let server_cpu_percent = match (cpu_start, cpu_end) {
         // Linux reports CPU time in USER_HZ ticks, 100 per second.
         (Some(a), Some(b)) => Some((b - a) as f64 / 100.0 / wall.as_secs_f64() * 100.0),
@@ -135,6 +142,7 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
             .server_pid
             .and_then(|p| proc_status_kb(p, "VmRSS:"))
             .map(|kb| kb as f64 / 1024.0),
+        server_synthesis_ms,
         server_peak_rss_mb: config
             .server_pid
             .and_then(|p| proc_status_kb(p, "VmHWM:"))

@@ -373,6 +373,12 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
         if let Some(cpu) = r.server_cpu_percent {
             println!("server CPU       {cpu:.0} % (of one core)");
         }
+        if let Some(s) = &r.server_synthesis_ms {
+            println!(
+                "synthesis        p50 {:.2} ms  p99 {:.2} ms per 100 ms chunk (server's own figure)",
+                s.p50, s.p99
+            );
+        }
         if let (Some(rss), Some(peak)) = (r.server_rss_mb, r.server_peak_rss_mb) {
             println!("server RSS       {rss:.0} MB (peak {peak:.0} MB)");
         }

@@ -47,7 +47,7 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
 pub struct Percentiles {
     pub count: usize,
     pub p50: f64,
