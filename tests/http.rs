@@ -37,6 +37,12 @@ async fn metrics_in_json_and_prometheus_text() {
     assert!(m["synthesis_ms_per_chunk"]["p99"].as_f64().unwrap() > 0.0);
     assert!(m["rss_mb"].as_f64().unwrap() > 1.0);
     assert_eq!(m["listeners"], 1);
+    let depth = &m["listener_queue_depth_chunks"];
+    assert!(depth["count"].as_u64().unwrap() >= 5);
+    assert!(
+        depth["max"].as_f64().unwrap() <= 20.0,
+        "queues stay bounded: {depth}"
+    );
     let (status, text) = http_get(&server, "/metrics").await;
     assert_eq!(status, 200);
     assert!(text.contains("# TYPE auralis_chunks_sent_total counter"));

@@ -75,7 +75,8 @@ fn metrics_json(hub: &Hub) -> Value {
         "chunks_rendered": m.chunks_rendered.load(Ordering::Relaxed),
         "chunks_sent": m.chunks_sent.load(Ordering::Relaxed),
         "bytes_sent": m.bytes_sent.load(Ordering::Relaxed),
-        "listener_queue_chunks": hub.config().queue_chunks,
+        "listener_queue_capacity_chunks": hub.config().queue_chunks,
+        "listener_queue_depth_chunks": m.queue_depth(),
         "listeners_dropped_slow": m.listeners_dropped_slow.load(Ordering::Relaxed),
         "control_changes": m.control_changes.load(Ordering::Relaxed),
         "protocol_errors": m.protocol_errors.load(Ordering::Relaxed),
@@ -166,6 +167,12 @@ pub async fn prometheus(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
             rss * 1024.0 * 1024.0,
         );
     }
+    metric(
+        "listener_queue_depth_chunks",
+        "gauge",
+        "Deepest listener queue of a session at its recent chunks (p99).",
+        m.queue_depth().p99,
+    );
     for (name, help, p) in [
         (
             "synthesis_seconds",

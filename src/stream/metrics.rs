@@ -69,6 +69,8 @@ pub struct Metrics {
     client_latency_ms: Mutex<Window>,
     control_latency_ms: Mutex<Window>,
     client_buffer_ms: Mutex<Window>,
+    /// Per chunk sent, the deepest listener queue of its session, in chunks.
+    queue_depth: Mutex<Window>,
 }
 
 impl Default for Metrics {
@@ -102,6 +104,7 @@ impl Metrics {
             client_latency_ms: Mutex::new(Window::new()),
             control_latency_ms: Mutex::new(Window::new()),
             client_buffer_ms: Mutex::new(Window::new()),
+            queue_depth: Mutex::new(Window::new()),
         }
     }
 
@@ -120,6 +123,14 @@ impl Metrics {
 
     pub fn record_client_buffer_ms(&self, ms: f64) {
         record(&self.client_buffer_ms, ms);
+    }
+
+    pub fn record_queue_depth(&self, chunks: f64) {
+        record(&self.queue_depth, chunks);
+    }
+
+    pub fn queue_depth(&self) -> Percentiles {
+        summary(&self.queue_depth)
     }
 
     pub fn synth_ms(&self) -> Percentiles {

@@ -351,9 +351,13 @@ impl SessionTask {
     /// queue is full is dropped, so one stalled reader never delays the rest.
     fn broadcast(&mut self, msg: Outgoing) {
         let all = std::mem::take(&mut self.listeners);
+        let mut deepest = 0;
         for l in all {
             match l.queue.try_send(msg.clone()) {
-                Ok(()) => self.listeners.push(l),
+                Ok(()) => {
+                    deepest = deepest.max(l.queue.max_capacity() - l.queue.capacity());
+                    self.listeners.push(l);
+                }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     self.metrics
@@ -362,6 +366,9 @@ impl SessionTask {
                     let _ = l.kick.send(CloseReason::TooSlow);
                 }
             }
+        }
+        if matches!(msg, Outgoing::Chunk(_)) {
+            self.metrics.record_queue_depth(deepest as f64);
         }
     }
 }
