@@ -1,5 +1,5 @@
-//! The composer: one beat at a time, so a live stream can steer it between
-//! beats, and deterministic, so a seed always yields the same piece.
+//! The composer: half a beat at a time, so a live stream can steer it between
+//! eighth notes, and deterministic, so a seed always yields the same piece.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -51,6 +51,8 @@ pub struct Composer {
     /// Exact frame position; rounding only on output keeps tempo drift-free.
     position: f64,
     beat_in_phrase: u32,
+    /// Whether the next half to compose is the second eighth of its beat.
+    off_beat: bool,
     phrases: u32,
     cycles: u32,
     started: bool,
@@ -87,6 +89,7 @@ impl Composer {
             rng,
             position: 0.0,
             beat_in_phrase: 0,
+            off_beat: false,
             phrases: 0,
             cycles: 0,
             started: false,
@@ -108,10 +111,10 @@ impl Composer {
         &self.params
     }
 
-    /// Staged: structural changes (key, mode, bpm, pad_program, seed) take
-    /// effect from the next beat composed; intensity glides over a few beats.
-    /// A key, mode or seed change starts the new tonic on that beat, voice-led
-    /// from the sounding pad; a pad program change waits for the next chord.
+    /// Staged: structural changes (key, mode, bpm, seed) take effect from the
+    /// next eighth note composed; intensity glides over a few beats. A key,
+    /// mode or seed change starts the new tonic on that eighth, voice-led from
+    /// the sounding pad; a pad program change waits for the next chord.
     pub fn set_params(&mut self, params: Params) {
         self.params = params;
     }
@@ -129,12 +132,24 @@ impl Composer {
     }
 
     /// Composes exactly one more beat and appends its events to `out`
-    /// (unsorted). Piano note-offs are held back until the beat they fall in,
-    /// which lets a retriggered key be released early instead of overlapping.
+    /// (unsorted): its two eighth-note halves.
     pub fn compose_beat(&mut self, out: &mut Vec<Event>) {
+        self.compose_half(out);
+        self.compose_half(out);
+    }
+
+    /// Composes the next eighth note (half a beat) and appends its events to
+    /// `out` (unsorted). A live stream composes in halves so that a change
+    /// of key, mode, tempo or seed is heard from the next eighth rather than
+    /// the next beat; bar-level decisions (phrase, cycle, chord, intensity
+    /// glide) are still taken on the beat. Piano note-offs are held back
+    /// until the half they fall in, which lets a retriggered key be released
+    /// early instead of overlapping.
+    pub fn compose_half(&mut self, out: &mut Vec<Event>) {
         let beat_len = beat_frames(self.params.bpm);
+        let half_len = beat_len / 2.0;
         let start = self.horizon();
-        let end = (self.position + beat_len).round() as Frame;
+        let end = (self.position + half_len).round() as Frame;
 
         if !self.started {
             self.started = true;
@@ -142,16 +157,19 @@ impl Composer {
             out.push(program(start, PAD_CHANNEL, self.pad_program));
         }
         let harmony_changed = self.apply_structure();
-        self.glide_intensity();
-        if self.beat_in_phrase == 0 {
-            self.begin_phrase();
-        }
-        if self.beat_in_phrase % CYCLE_BEATS == 0 {
-            self.begin_cycle();
+        let on_beat = !self.off_beat;
+        if on_beat {
+            self.glide_intensity();
+            if self.beat_in_phrase == 0 {
+                self.begin_phrase();
+            }
+            if self.beat_in_phrase % CYCLE_BEATS == 0 {
+                self.begin_cycle();
+            }
         }
 
         let index = self.progression.index_at_beat(self.beat_in_phrase);
-        let boundary = self.beat_in_phrase % self.progression.beats_per_chord() == 0;
+        let boundary = on_beat && self.beat_in_phrase % self.progression.beats_per_chord() == 0;
         if harmony_changed {
             self.chord = self.progression.first();
             self.plan_from(index);
@@ -161,26 +179,25 @@ impl Composer {
                 self.plan_from(0);
             }
         }
-        if harmony_changed || boundary || !self.pad_sounding {
+        if harmony_changed || boundary || (on_beat && !self.pad_sounding) {
             self.sound_chord(self.plan[index], start, out);
         }
 
-        let half = (end - start) / 2;
-        let jitter = MAX_JITTER.min(half.saturating_sub(1));
-        let first_slot = (self.beat_in_phrase % CYCLE_BEATS) as u8 * 2;
-        for eighth in 0..2u8 {
-            let grid = start + Frame::from(eighth) * half;
-            for i in 0..self.motif.notes().len() {
-                let note = self.motif.notes()[i];
-                if note.slot == first_slot + eighth {
-                    self.play_piano(note, grid, jitter, beat_len, out);
-                }
+        let jitter = MAX_JITTER.min((end - start).saturating_sub(1));
+        let slot = (self.beat_in_phrase % CYCLE_BEATS) as u8 * 2 + u8::from(self.off_beat);
+        for i in 0..self.motif.notes().len() {
+            let note = self.motif.notes()[i];
+            if note.slot == slot {
+                self.play_piano(note, start, jitter, beat_len, out);
             }
         }
         self.release_piano_before(end, out);
 
-        self.position += beat_len;
-        self.beat_in_phrase = (self.beat_in_phrase + 1) % PHRASE_BEATS;
+        self.position += half_len;
+        if self.off_beat {
+            self.beat_in_phrase = (self.beat_in_phrase + 1) % PHRASE_BEATS;
+        }
+        self.off_beat = !self.off_beat;
     }
 
     /// Composes `bars` bars of 4/4 for offline rendering: sorted (at equal
@@ -853,6 +870,42 @@ mod tests {
                 .iter()
                 .any(|e| e.frame == h && e.channel == PAD_CHANNEL));
         }
+    }
+
+    #[test]
+    fn a_change_between_halves_is_heard_from_the_next_eighth() {
+        let mut c = Composer::new(Params::default());
+        let mut out = Vec::new();
+        for _ in 0..9 {
+            c.compose_half(&mut out);
+        }
+        let eighth = c.horizon();
+        assert_eq!(eighth % 44_100, 22_050, "nine halves end mid-beat");
+        let f_lydian = Params {
+            key: "F#".parse().unwrap(),
+            mode: Mode::Lydian,
+            bpm: 120.0,
+            ..Params::default()
+        };
+        c.set_params(f_lydian.clone());
+        let mut after = Vec::new();
+        c.compose_half(&mut after);
+        assert_eq!(
+            c.horizon() - eighth,
+            44_100 / 4,
+            "the new tempo holds from this eighth"
+        );
+        let scale = Scale::new(f_lydian.key, f_lydian.mode);
+        let ons: Vec<u8> = after
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::NoteOn { key, .. } => Some(key),
+                _ => None,
+            })
+            .collect();
+        assert!(!ons.is_empty(), "the new harmony starts on this eighth");
+        assert!(ons.iter().all(|&k| scale.contains(k)), "{ons:?}");
+        assert!(after.iter().all(|e| e.frame >= eighth));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct Renderer {
     leveller: Leveller,
     limiter: SoftLimiter,
     /// Events composed but not yet applied, sorted by frame. Bounded: the
-    /// composer runs at most one beat ahead, so this holds that beat's notes
+    /// composer runs at most half a beat ahead, so this holds those notes
     /// and the note-offs of what is sounding.
     pending: VecDeque<Event>,
     position: Frame,
@@ -50,7 +50,7 @@ impl Renderer {
     }
 
     /// Hands new parameters to the composer, which stages them to the next
-    /// beat it writes: the sounding notes are never cut.
+    /// eighth note it writes: the sounding notes are never cut.
     pub fn set_params(&mut self, params: Params) {
         self.composer.set_params(params);
     }
@@ -61,7 +61,7 @@ impl Renderer {
     }
 
     /// The first frame the composer has not yet written; a control change
-    /// applied now is heard from the beat that starts here.
+    /// applied now is heard from the eighth note that starts here.
     pub fn horizon(&self) -> Frame {
         self.composer.horizon()
     }
@@ -97,9 +97,9 @@ impl Renderer {
     fn compose_through(&mut self, frame: Frame) {
         let mut composed = false;
         while self.composer.horizon() <= frame {
-            let mut beat = Vec::new();
-            self.composer.compose_beat(&mut beat);
-            self.pending.extend(beat);
+            let mut half = Vec::new();
+            self.composer.compose_half(&mut half);
+            self.pending.extend(half);
             composed = true;
         }
         if composed {

@@ -64,7 +64,7 @@ pub struct ParamsState {
 }
 
 /// Answer to a control change: what now holds, and the first chunk whose
-/// music follows it (the change is staged to the next beat).
+/// music follows it (the change is staged to the next eighth note).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ControlAck {
     pub state: ParamsState,
