@@ -320,13 +320,7 @@ impl Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    }
+    use crate::server::query::tests::q;
 
     #[test]
     fn bitrate_defaults_and_is_validated() {

@@ -109,10 +109,11 @@ fn clip(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    /// A query map from pairs, for the tests of every handler that parses one.
+    pub(crate) fn q(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
