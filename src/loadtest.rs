@@ -13,7 +13,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::offline::percentile;
 use crate::stream::metrics::Percentiles;
 
 /// A chunk arriving this much later than the stream's schedule would drain
@@ -116,13 +115,7 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
         .iter()
         .flat_map(|r| r.interarrivals.iter().copied())
         .collect();
-    let interarrival_ms = Percentiles {
-        count: inter.len(),
-        p50: percentile(&mut inter, 50.0),
-        p95: percentile(&mut inter, 95.0),
-        p99: percentile(&mut inter, 99.0),
-        max: percentile(&mut inter, 100.0),
-    };
+    let interarrival_ms = Percentiles::of(&mut inter);
     LoadtestReport {
         listeners: config.listeners,
         connected: results.iter().filter(|r| r.connected).count(),

@@ -36,14 +36,7 @@ impl Window {
     }
 
     fn summary(&self) -> Percentiles {
-        let mut v = self.values.clone();
-        Percentiles {
-            count: v.len(),
-            p50: percentile(&mut v, 50.0),
-            p95: percentile(&mut v, 95.0),
-            p99: percentile(&mut v, 99.0),
-            max: percentile(&mut v, 100.0),
-        }
+        Percentiles::of(&mut self.values.clone())
     }
 }
 
@@ -54,6 +47,19 @@ pub struct Percentiles {
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+impl Percentiles {
+    /// Nearest-rank percentiles of `values` (sorted in place).
+    pub fn of(values: &mut [f64]) -> Self {
+        Self {
+            count: values.len(),
+            p50: percentile(values, 50.0),
+            p95: percentile(values, 95.0),
+            p99: percentile(values, 99.0),
+            max: percentile(values, 100.0),
+        }
+    }
 }
 
 pub struct Metrics {

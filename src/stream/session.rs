@@ -115,13 +115,21 @@ pub struct SessionHandle {
 pub struct SessionEnded;
 
 impl SessionHandle {
-    pub(super) async fn join(&self, entry: ListenerEntry) -> Result<JoinInfo, SessionEnded> {
+    /// Sends a command carrying a reply channel and waits for the answer.
+    async fn request<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, SessionEnded> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Join { entry, reply })
+            .send(command(reply))
             .await
             .map_err(|_| SessionEnded)?;
         rx.await.map_err(|_| SessionEnded)
+    }
+
+    pub(super) async fn join(&self, entry: ListenerEntry) -> Result<JoinInfo, SessionEnded> {
+        self.request(|reply| Command::Join { entry, reply }).await
     }
 
     pub async fn leave(&self, id: u64) {
@@ -132,12 +140,8 @@ impl SessionHandle {
         &self,
         change: ParamChange,
     ) -> Result<Result<ControlAck, ChangeError>, SessionEnded> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Control { change, reply })
+        self.request(|reply| Command::Control { change, reply })
             .await
-            .map_err(|_| SessionEnded)?;
-        rx.await.map_err(|_| SessionEnded)
     }
 
     /// Asks the session to encode Opus at `kbps` for this listener too
@@ -146,12 +150,7 @@ impl SessionHandle {
         &self,
         kbps: u32,
     ) -> Result<Result<OpusSubscription, SubscribeError>, SessionEnded> {
-        let (reply, rx) = oneshot::channel();
-        self.commands
-            .send(Command::Opus { kbps, reply })
-            .await
-            .map_err(|_| SessionEnded)?;
-        rx.await.map_err(|_| SessionEnded)
+        self.request(|reply| Command::Opus { kbps, reply }).await
     }
 
     pub fn is_closed(&self) -> bool {
