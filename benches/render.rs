@@ -1,5 +1,5 @@
 //! What one 100 ms chunk costs to synthesize through the whole pipeline
-//! (engine → reverb → leveller → limiter → i16), per backend, with the
+//! (engines → faders → DC blocker → reverb → leveller → limiter → i16), per backend, with the
 //! built-in font so the numbers do not depend on what is installed.
 
 use std::hint::black_box;
@@ -9,8 +9,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 use auralis::audio::CHUNK_FRAMES;
 use auralis::music::Params;
-use auralis::stream::renderer::Renderer;
-use auralis::synth::{build_engine, EngineKind, EngineSettings, FontSet};
+use auralis::pipeline::{EngineSource, Renderer};
+use auralis::synth::{EngineKind, FontSet};
 
 /// Past the 1.5 s fade-in and into the first chords, so the chunks measured
 /// are the steady state a listener hears.
@@ -20,9 +20,8 @@ fn render_chunk(c: &mut Criterion) {
     let fonts = FontSet::builtin();
     let mut group = c.benchmark_group("render_chunk_100ms");
     for kind in kinds() {
-        let engine = build_engine(kind, &fonts, EngineSettings::default())
+        let mut renderer = Renderer::new(Params::default(), &EngineSource::new(kind, &fonts))
             .expect("the built-in font loads in every backend compiled in");
-        let mut renderer = Renderer::new(Params::default(), engine);
         let mut out = Vec::with_capacity(CHUNK_FRAMES * 2);
         for _ in 0..WARM_UP_CHUNKS {
             out.clear();

@@ -9,6 +9,7 @@ pub mod audio;
 pub mod loadtest;
 pub mod music;
 pub mod offline;
+pub mod pipeline;
 pub mod rss;
 pub mod server;
 pub mod soak;

@@ -30,6 +30,10 @@ enum Command {
     Render(RenderArgs),
     /// Time how fast 8-bar phrases at 60 BPM render.
     Bench(BenchArgs),
+    /// Render every preset and measure it as a mastering engineer would:
+    /// loudness (BS.1770), range, true peak, DC, piano against pad, clicks,
+    /// and how the render ends.
+    Soundcheck(SoundcheckArgs),
     /// List the presets.
     Presets {
         #[arg(long)]
@@ -226,11 +230,40 @@ struct RenderArgs {
     /// Also write the composed notes as a standard MIDI file.
     #[arg(long)]
     midi: Option<PathBuf>,
+    /// Seconds after the last bar in which every note is released and rings
+    /// out with the reverb, the last 3 s fading to silence (0: stop at the
+    /// bar line).
+    #[arg(long, default_value_t = 6.0, value_parser = parse_tail)]
+    tail: f32,
+    /// Also write each layer (piano, pad) as WAVs in this directory, dry
+    /// (`piano-dry.wav`) and with reverb (`piano.wav`), aligned with the mix.
+    #[arg(long, value_name = "DIR")]
+    stems: Option<PathBuf>,
     #[command(flatten)]
     fonts: FontArgs,
     /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
     #[arg(long, default_value_t = EngineKind::Rustysynth)]
     engine: EngineKind,
+}
+
+#[derive(Args)]
+struct SoundcheckArgs {
+    /// Bars of each preset (32 bars at 60 BPM = 128 s).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    bars: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only these presets (comma-separated); all by default.
+    #[arg(long, value_delimiter = ',')]
+    presets: Vec<String>,
+    #[command(flatten)]
+    fonts: FontArgs,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    engine: EngineKind,
+    /// Print the measurements as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -254,6 +287,13 @@ struct BenchArgs {
     compare: bool,
 }
 
+fn parse_tail(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds from 0 to 60, got {s:?}")),
+    }
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -263,6 +303,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args),
+        Command::Soundcheck(args) => soundcheck(args),
         Command::Loadtest(args) => loadtest(args),
         Command::Soak(args) => soak(args),
         Command::Render(args) => render(args),
@@ -419,7 +460,19 @@ fn render(args: RenderArgs) -> Result<()> {
     let params = args.music.params()?;
     let fonts = args.fonts.load();
     let started = Instant::now();
-    let pcm = offline::render_pcm(&params, args.bars, &fonts, args.engine)?;
+    let length = offline::RenderLength {
+        bars: args.bars,
+        tail_seconds: args.tail,
+    };
+    let mut stems = args
+        .stems
+        .as_deref()
+        .map(auralis::pipeline::stems::Stems::create)
+        .transpose()?;
+    let tap = stems
+        .as_mut()
+        .map(|s| s as &mut dyn auralis::pipeline::StemSink);
+    let pcm = offline::render_pcm(&params, length, &fonts, args.engine, tap)?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     auralis::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
@@ -434,10 +487,73 @@ fn render(args: RenderArgs) -> Result<()> {
         params.seed,
         started.elapsed().as_secs_f64() * 1e3
     );
+    if let Some(stems) = stems {
+        for path in stems.finish()? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
     if let Some(path) = &args.midi {
         let bytes = offline::render_midi(&params, args.bars)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn soundcheck(args: SoundcheckArgs) -> Result<()> {
+    let fonts = args.fonts.load();
+    let presets: Vec<_> = if args.presets.is_empty() {
+        PRESETS.iter().collect()
+    } else {
+        args.presets
+            .iter()
+            .map(|name| {
+                PRESETS
+                    .iter()
+                    .find(|p| p.name == name.as_str())
+                    .with_context(|| format!("unknown preset {name:?}; see `auralis presets`"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let length = offline::RenderLength {
+        bars: args.bars,
+        tail_seconds: 6.0,
+    };
+    let mut checks = Vec::new();
+    for preset in presets {
+        let params = preset.params(args.seed);
+        checks.push(offline::soundcheck(
+            preset.name,
+            &params,
+            length,
+            &fonts,
+            args.engine,
+        )?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&checks)?);
+        return Ok(());
+    }
+    println!(
+        "{} bars + 6 s tail, seed {}, {} engine; piano: {}; pad: {}",
+        args.bars, args.seed, args.engine, fonts.piano.info.name, fonts.pad.info.name
+    );
+    println!(
+        "{:<10} {:>8} {:>6} {:>8} {:>8} {:>12} {:>7} {:>10}",
+        "preset", "LUFS", "LRA", "dBTP", "DC", "piano-pad", "clicks", "tail dBFS"
+    );
+    for c in &checks {
+        println!(
+            "{:<10} {:>8.1} {:>6.1} {:>8.1} {:>8.4} {:>9.1} LU {:>7} {:>10.1}",
+            c.preset,
+            c.mix.integrated_lufs,
+            c.mix.range_lu,
+            c.mix.true_peak_dbtp,
+            c.mix.dc[0].abs().max(c.mix.dc[1].abs()),
+            c.balance_lu,
+            c.clicks.len(),
+            c.tail_dbfs
+        );
     }
     Ok(())
 }

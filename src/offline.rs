@@ -8,32 +8,75 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::audio::analysis::{clicks, tail_dbfs};
+use crate::audio::loudness::{integrated_lufs, measure_i16, LoudnessReport, MeasureError};
 use crate::audio::{midi, pcm::CHUNK_FRAMES};
 use crate::music::{Composer, Event, Params};
-use crate::stream::renderer::Renderer;
-use crate::synth::{build_engine, EngineError, EngineKind, EngineSettings, FontSet};
+use crate::pipeline::calibration::Role;
+use crate::pipeline::stems::Stems;
+use crate::pipeline::{EngineSource, Renderer, StemSink};
+use crate::synth::{EngineError, EngineKind, EngineSettings, FontSet};
 
 /// Frames in `bars` bars of 4/4 at `bpm`.
 pub fn bars_frames(bars: u32, bpm: f32) -> usize {
     (f64::from(bars) * 4.0 * 60.0 / f64::from(bpm) * f64::from(crate::SAMPLE_RATE)).round() as usize
 }
 
-/// Renders `bars` bars as interleaved 16-bit stereo.
+/// How much to render offline: the music, then its tail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RenderLength {
+    pub bars: u32,
+    /// Seconds after the last bar: every note is released at the bar line and
+    /// rings out with the reverb; the last [`TAIL_FADE_SECONDS`] (or the whole
+    /// tail, if shorter) fade to digital silence. 0 stops at the bar line.
+    pub tail_seconds: f32,
+}
+
+/// The fade that ends a render's tail.
+pub const TAIL_FADE_SECONDS: f32 = 3.0;
+
+impl RenderLength {
+    pub fn bars(bars: u32) -> Self {
+        Self {
+            bars,
+            tail_seconds: 0.0,
+        }
+    }
+}
+
+/// Renders the music and its tail as interleaved 16-bit stereo, handing the
+/// parts of the mix to `stems` when given.
 pub fn render_pcm(
     params: &Params,
-    bars: u32,
+    length: RenderLength,
     fonts: &FontSet,
     engine: EngineKind,
+    mut stems: Option<&mut dyn StemSink>,
 ) -> Result<Vec<i16>, EngineError> {
-    let engine = build_engine(engine, fonts, EngineSettings::default())?;
-    let mut renderer = Renderer::new(params.clone(), engine);
-    let frames = bars_frames(bars, params.bpm);
-    let mut out = Vec::with_capacity(frames * 2);
-    let mut done = 0;
-    while done < frames {
-        let n = CHUNK_FRAMES.min(frames - done);
-        renderer.render(n, &mut out);
-        done += n;
+    let mut renderer = Renderer::new(params.clone(), &EngineSource::new(engine, fonts))?;
+    let music = bars_frames(length.bars, params.bpm);
+    let sr = f64::from(crate::SAMPLE_RATE);
+    let tail = (f64::from(length.tail_seconds.max(0.0)) * sr).round() as usize;
+    let fade = tail.min((f64::from(TAIL_FADE_SECONDS) * sr) as usize);
+    let mut out = Vec::with_capacity((music + tail) * 2);
+    let mut render = |renderer: &mut Renderer, frames: usize| {
+        let mut done = 0;
+        while done < frames {
+            let n = CHUNK_FRAMES.min(frames - done);
+            let tap: Option<&mut dyn StemSink> = match stems {
+                Some(ref mut s) => Some(&mut **s),
+                None => None,
+            };
+            renderer.render_with(n, &mut out, tap);
+            done += n;
+        }
+    };
+    render(&mut renderer, music);
+    if tail > 0 {
+        renderer.release();
+        render(&mut renderer, tail - fade);
+        renderer.fade_out(fade as u64);
+        render(&mut renderer, fade);
     }
     Ok(out)
 }
@@ -45,6 +88,77 @@ pub fn compose_events(params: &Params, bars: u32) -> Vec<Event> {
 
 pub fn render_midi(params: &Params, bars: u32) -> Result<Vec<u8>, midi::MidiError> {
     midi::midi_bytes(&compose_events(params, bars), params.bpm)
+}
+
+/// What a mastering engineer checks on a render of one preset: loudness,
+/// range, peaks, DC, the piano against the pad, clicks, and how it ends.
+#[derive(Debug, Clone, Serialize)]
+pub struct SoundCheck {
+    pub preset: String,
+    pub engine: String,
+    pub piano_font: String,
+    pub pad_font: String,
+    pub seconds: f64,
+    pub mix: LoudnessReport,
+    /// Gated integrated loudness of each layer with its reverb, as it sits in
+    /// the mix: the piano's is its level while it plays.
+    pub piano_lufs: f64,
+    pub pad_lufs: f64,
+    /// Piano minus pad, LU.
+    pub balance_lu: f64,
+    /// Frames with a sample step far above the local level, away from notes.
+    pub clicks: Vec<u64>,
+    /// RMS of the last 10 ms, dBFS, and the largest of the last frame's samples.
+    pub tail_dbfs: f64,
+    pub last_sample: f64,
+}
+
+/// Renders `length` of `params` with stems and measures it.
+pub fn soundcheck(
+    name: &str,
+    params: &Params,
+    length: RenderLength,
+    fonts: &FontSet,
+    engine: EngineKind,
+) -> Result<SoundCheck, SoundCheckError> {
+    let mut stems = Stems::in_memory();
+    let mix = render_pcm(params, length, fonts, engine, Some(&mut stems))?;
+    let events: Vec<u64> = compose_events(params, length.bars)
+        .iter()
+        .filter(|e| !matches!(e.kind, crate::music::EventKind::Program { .. }))
+        .map(|e| e.frame)
+        .collect();
+    let layer = |role| -> Result<f64, SoundCheckError> {
+        let wet = stems.wet(role).unwrap_or_default();
+        Ok(integrated_lufs(wet)?)
+    };
+    let (piano_lufs, pad_lufs) = (layer(Role::Piano)?, layer(Role::Pad)?);
+    let last = mix.len().saturating_sub(2);
+    Ok(SoundCheck {
+        preset: name.to_string(),
+        engine: engine.to_string(),
+        piano_font: fonts.piano.info.name.clone(),
+        pad_font: fonts.pad.info.name.clone(),
+        seconds: mix.len() as f64 / 2.0 / f64::from(crate::SAMPLE_RATE),
+        mix: measure_i16(&mix)?,
+        piano_lufs,
+        pad_lufs,
+        balance_lu: piano_lufs - pad_lufs,
+        clicks: clicks(&mix, &events),
+        tail_dbfs: tail_dbfs(&mix, CHUNK_FRAMES / 10),
+        last_sample: mix[last..]
+            .iter()
+            .map(|&s| f64::from(s).abs() / 32_768.0)
+            .fold(0.0, f64::max),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SoundCheckError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -164,10 +278,10 @@ impl PhraseBench {
             ..params.clone()
         };
         let started = Instant::now();
-        let engine = build_engine(kind, fonts, EngineSettings::default())?;
+        let renderer = Renderer::new(params.clone(), &EngineSource::new(kind, fonts))?;
         let engine_build = started.elapsed();
         Ok(Self {
-            renderer: Renderer::new(params.clone(), engine),
+            renderer,
             engine_build,
             frames: bars_frames(8, params.bpm),
             out: Vec::with_capacity(CHUNK_FRAMES * 2),

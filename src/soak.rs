@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::audio::CHUNK_FRAMES;
 use crate::music::{Params, PRESETS};
-use crate::stream::renderer::Renderer;
-use crate::synth::{EngineSettings, FontSet, RustyEngine};
+use crate::pipeline::{EngineSource, Renderer};
+use crate::synth::{EngineKind, FontSet};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {
@@ -52,14 +52,15 @@ pub fn run(fonts: &FontSet, sessions: usize, hours: f64, threads: usize) -> Soak
                 let mut renderers: Vec<Renderer> = mine
                     .iter()
                     .map(|&i| {
-                        let engine = Box::new(RustyEngine::new(fonts, EngineSettings::default()));
+                        let source = EngineSource::new(EngineKind::Rustysynth, fonts);
                         Renderer::new(
                             Params {
                                 seed: i as u64,
                                 ..PRESETS[i % PRESETS.len()].params(i as u64)
                             },
-                            engine,
+                            &source,
                         )
+                        .expect("rustysynth engines always build")
                     })
                     .collect();
                 let mut out = Vec::with_capacity(CHUNK_FRAMES * 2);

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use auralis::music::{Composer, Event, Params, PIANO_CHANNEL};
-use auralis::stream::renderer::Renderer;
+use auralis::pipeline::{EngineSource, Renderer};
 use auralis::synth::soundfonts::load_file;
 use auralis::synth::{build_engine, Engine, EngineKind, EngineSettings, FontSet, FontSource};
 
@@ -38,9 +38,9 @@ fn rms(x: &[f32]) -> f64 {
 
 #[test]
 fn a_composed_phrase_through_libfluidsynth_is_music_not_silence() {
-    let engine = fluid(&FontSet::builtin());
-    assert_eq!(engine.name(), "libfluidsynth");
-    let mut renderer = Renderer::new(Params::default(), engine);
+    let source = EngineSource::new(EngineKind::Fluidsynth, &FontSet::builtin());
+    let mut renderer = Renderer::new(Params::default(), &source).expect("fluid engine");
+    assert_eq!(renderer.engine_name(), "libfluidsynth");
     let mut pcm = Vec::new();
     renderer.render(8 * 44_100, &mut pcm);
     let tail = &pcm[pcm.len() / 2..];

@@ -210,6 +210,7 @@ async function start() {
       meter = new Meter($('meter'), player.analyser);
     } else {
       await player.resume();
+      player.setVolume(settings.volume);
     }
   } catch (e) {
     app.contextError = `audio unavailable: ${e.message}`;
@@ -230,6 +231,8 @@ async function stop() {
     renderState();
     return;
   }
+  // Fade what is playing before anything stops: a stop is never a cut.
+  await player.fadeOut();
   connection.stop();
   player.flush();
   app.playing = false;

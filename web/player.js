@@ -55,6 +55,17 @@ export class Player {
     this.volume.gain.setTargetAtTime(v, this.ctx.currentTime, 0.03);
   }
 
+  /** Ramps the output to silence over `seconds` and resolves once it is
+   * silent; `setVolume` brings it back. */
+  async fadeOut(seconds = 0.25) {
+    const gain = this.volume.gain;
+    const now = this.ctx.currentTime;
+    gain.cancelScheduledValues(now);
+    gain.setValueAtTime(gain.value, now);
+    gain.linearRampToValueAtTime(0, now + seconds);
+    await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  }
+
   async suspend() {
     await this.ctx.suspend();
   }

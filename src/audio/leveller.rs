@@ -1,34 +1,59 @@
-//! A slow automatic level for the master bus. Fonts and presets differ by
-//! 10 dB and more (FluidR3's pad 88 is far quieter than its 89), and a quiet
-//! stream is a bad stream; a fixed gain cannot serve them all. The leveller
-//! steers the long-term loudness toward a target, slowly enough (seconds) that
-//! phrasing and intensity still shape the dynamics, and leaves the peaks to
-//! the limiter that follows.
+//! The master leveller: steers the stream's loudness toward a target the
+//! way listeners' players measure it (K-weighted, BS.1770), slowly enough
+//! that phrasing and swells survive. The layers arrive calibrated per font
+//! (see `pipeline::calibration`), so this stage only trims what is left: the
+//! density of what the composer writes, the voicing, the room.
+//!
+//! Feed-forward: the gain follows a measurement of the input, so it never
+//! chases its own output; gating (as BS.1770 gates) keeps a rest or a fading
+//! tail from pumping the gain up into the noise.
 
-/// Long-term RMS the leveller aims for: ambient material has a crest factor
-/// of 12–16 dB, so peaks land around −4 to −2 dBFS, where DESIGN §5 wants them.
-const TARGET_RMS: f32 = 0.126; // −18 dBFS
-/// Frames below this level are left out of the measurement, so a pause or a
-/// fading tail holds the gain instead of pumping it up into noise.
-const GATE_RMS: f32 = 0.001; // −60 dBFS
-const MIN_GAIN: f32 = 0.25;
-const MAX_GAIN: f32 = 12.0;
-/// Starting gain: about right for the fonts we ship with, so the fade-in is
-/// not followed by a slow climb.
-const INITIAL_GAIN: f32 = 4.0;
-/// Seconds over which loudness is measured.
-const WINDOW_S: f32 = 3.0;
+use super::loudness::{lufs, KWeighting};
+
+/// The stream's loudness: what music services normalise to on mobile, so
+/// Auralis sits level with what a listener plays before and after it.
+pub const TARGET_LUFS: f64 = -16.0;
+/// Hops below this (absolute gate, BS.1770) are not music.
+const ABSOLUTE_GATE_LUFS: f64 = -70.0;
+/// Hops this far under the running level are rests and tails: they hold the
+/// gain instead of moving it (BS.1770's relative gate for integrated
+/// loudness is the same 10 LU).
+const RELATIVE_GATE_LU: f64 = 10.0;
+/// The measurement hop and window: BS.1770's momentary loudness (400 ms,
+/// updated every 100 ms).
+const HOP_FRAMES: u32 = crate::SAMPLE_RATE / 10;
+const WINDOW_HOPS: usize = 4;
+/// How long the running level remembers, in seconds: long enough that a
+/// piano phrase or a swell is heard as one, short enough that a preset change
+/// settles within a few seconds.
+const MEMORY_S: f64 = 4.0;
+/// The gain's range around unity: the calibrated layers need little, and a
+/// bound keeps an odd input from being pushed into the limiter.
+const MIN_GAIN_DB: f64 = -18.0;
+const MAX_GAIN_DB: f64 = 18.0;
 /// How fast the gain may move, in dB per second: rising slower than falling,
 /// so a swell is caught quickly and a quiet passage is not pumped up at once.
-const RISE_DB_PER_S: f32 = 1.5;
-const FALL_DB_PER_S: f32 = 6.0;
+const RISE_DB_PER_S: f64 = 2.0;
+const FALL_DB_PER_S: f64 = 4.0;
 
 pub struct Leveller {
-    mean_square: f32,
+    weighting: KWeighting,
+    /// K-weighted energy of the hop being measured, and of the last hops.
+    hop_energy: f64,
+    hop_frames: u32,
+    hops: [f64; WINDOW_HOPS],
+    next_hop: usize,
+    /// Running mean power (K-weighted) of the input: `ungated` over every
+    /// hop above the absolute gate, `level` over those also above the
+    /// relative gate, which sits under `ungated` (as BS.1770's sits under the
+    /// absolute-gated mean), so a persistently quiet input is never locked out.
+    ungated: f64,
+    level: f64,
+    /// Gain in dB and its per-sample linear step toward the end of this hop.
+    gain_db: f64,
     gain: f32,
-    alpha: f32,
-    rise: f32,
-    fall: f32,
+    step: f32,
+    alpha: f64,
 }
 
 impl Default for Leveller {
@@ -39,44 +64,82 @@ impl Default for Leveller {
 
 impl Leveller {
     pub fn new() -> Self {
-        let sr = crate::SAMPLE_RATE as f32;
-        let per_sample = |db: f32| 10f32.powf(db / 20.0 / sr);
+        let hops_per_s = f64::from(crate::SAMPLE_RATE) / f64::from(HOP_FRAMES);
         Self {
-            mean_square: (TARGET_RMS / INITIAL_GAIN).powi(2),
-            gain: INITIAL_GAIN,
-            alpha: 1.0 - (-1.0 / (WINDOW_S * sr)).exp(),
-            rise: per_sample(RISE_DB_PER_S),
-            fall: 1.0 / per_sample(FALL_DB_PER_S),
+            weighting: KWeighting::new(f64::from(crate::SAMPLE_RATE)),
+            hop_energy: 0.0,
+            hop_frames: 0,
+            hops: [0.0; WINDOW_HOPS],
+            next_hop: 0,
+            ungated: super::loudness::power_of(TARGET_LUFS),
+            level: super::loudness::power_of(TARGET_LUFS),
+            gain_db: 0.0,
+            gain: 1.0,
+            step: 0.0,
+            alpha: 1.0 - (-1.0 / (MEMORY_S * hops_per_s)).exp(),
         }
     }
 
-    pub fn gain(&self) -> f32 {
-        self.gain
+    /// Current gain in dB.
+    pub fn gain_db(&self) -> f64 {
+        self.gain_db
     }
 
-    /// Applies the gain in place; sample by sample, so block size does not
-    /// change the result.
-    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
-        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
-            let power = 0.5 * (*l * *l + *r * *r);
-            if power.is_finite() && power > GATE_RMS * GATE_RMS {
-                self.mean_square += (power - self.mean_square) * self.alpha;
-                let wanted = (TARGET_RMS / self.mean_square.sqrt()).clamp(MIN_GAIN, MAX_GAIN);
-                self.gain = if wanted > self.gain {
-                    (self.gain * self.rise).min(wanted)
-                } else {
-                    (self.gain * self.fall).max(wanted)
-                };
+    /// Applies the gain in place. State advances frame by frame, so the
+    /// result does not depend on how the stream is cut into blocks. When
+    /// `gains` is given, each frame's gain is written there (for stems that
+    /// must follow the mix exactly).
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32], mut gains: Option<&mut [f32]>) {
+        for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
+            let p = self.weighting.power(*l, *r);
+            if p.is_finite() {
+                self.hop_energy += p;
             }
+            self.gain += self.step;
             *l *= self.gain;
             *r *= self.gain;
+            if let Some(g) = gains.as_deref_mut() {
+                g[i] = self.gain;
+            }
+            self.hop_frames += 1;
+            if self.hop_frames == HOP_FRAMES {
+                self.end_hop();
+            }
         }
+    }
+
+    /// Closes a 100 ms hop: updates the gated running level from the last
+    /// 400 ms, and sets the gain's ramp for the next hop.
+    fn end_hop(&mut self) {
+        self.hops[self.next_hop] = self.hop_energy / f64::from(HOP_FRAMES);
+        self.next_hop = (self.next_hop + 1) % WINDOW_HOPS;
+        self.hop_energy = 0.0;
+        self.hop_frames = 0;
+        let momentary = self.hops.iter().sum::<f64>() / WINDOW_HOPS as f64;
+        let loudness = lufs(momentary);
+        if loudness > ABSOLUTE_GATE_LUFS {
+            self.ungated += (momentary - self.ungated) * self.alpha;
+            if loudness > lufs(self.ungated) - RELATIVE_GATE_LU {
+                self.level += (momentary - self.level) * self.alpha;
+            }
+        }
+        let wanted = (TARGET_LUFS - lufs(self.level)).clamp(MIN_GAIN_DB, MAX_GAIN_DB);
+        let hop_s = f64::from(HOP_FRAMES) / f64::from(crate::SAMPLE_RATE);
+        let next = if wanted > self.gain_db {
+            (self.gain_db + RISE_DB_PER_S * hop_s).min(wanted)
+        } else {
+            (self.gain_db - FALL_DB_PER_S * hop_s).max(wanted)
+        };
+        self.gain_db = next;
+        let target = 10f64.powf(next / 20.0) as f32;
+        self.step = (target - self.gain) / HOP_FRAMES as f32;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::loudness::measure_i16;
 
     fn tone(amplitude: f32, seconds: f32) -> Vec<f32> {
         let n = (seconds * crate::SAMPLE_RATE as f32) as usize;
@@ -85,42 +148,78 @@ mod tests {
             .collect()
     }
 
-    fn rms(x: &[f32]) -> f32 {
-        (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
+    fn loudness(l: &[f32], r: &[f32]) -> f64 {
+        let pcm: Vec<i16> = l
+            .iter()
+            .zip(r)
+            .flat_map(|(a, b)| [(a * 32767.0) as i16, (b * 32767.0) as i16])
+            .collect();
+        measure_i16(&pcm).unwrap().integrated_lufs
     }
 
     #[test]
-    fn quiet_and_loud_inputs_converge_to_the_same_level() {
-        for amplitude in [0.03, 0.1, 0.5] {
+    fn quiet_and_loud_inputs_converge_to_the_target() {
+        for amplitude in [0.05, 0.1, 0.5] {
             let mut lev = Leveller::new();
             let mut l = tone(amplitude, 40.0);
             let mut r = l.clone();
-            lev.process(&mut l, &mut r);
-            let tail = rms(&l[l.len() - 44_100..]);
-            let db = 20.0 * (tail / TARGET_RMS).log10();
+            lev.process(&mut l, &mut r, None);
+            let tail = l.len() - 10 * 44_100;
+            let got = loudness(&l[tail..], &r[tail..]);
             assert!(
-                db.abs() < 1.5,
-                "amplitude {amplitude}: {db:.1} dB off target"
+                (got - TARGET_LUFS).abs() < 0.5,
+                "amplitude {amplitude}: {got:.2} LUFS"
             );
         }
     }
 
     #[test]
-    fn silence_is_not_boosted() {
+    fn silence_and_rests_hold_the_gain() {
         let mut lev = Leveller::new();
-        let mut l = vec![0.0; 44_100 * 5];
+        let mut l = tone(0.1, 20.0);
         let mut r = l.clone();
-        lev.process(&mut l, &mut r);
-        assert!(lev.gain() <= INITIAL_GAIN);
+        lev.process(&mut l, &mut r, None);
+        let before = lev.gain_db();
+        let mut l = vec![0.0; 44_100 * 10];
+        let mut r = l.clone();
+        lev.process(&mut l, &mut r, None);
+        // Only the last 400 ms window, still partly tone, moves it at all.
+        assert!(
+            (lev.gain_db() - before).abs() < 0.25,
+            "{before} -> {}",
+            lev.gain_db()
+        );
     }
 
     #[test]
-    fn gain_moves_slowly() {
+    fn gain_moves_slowly_and_smoothly() {
         let mut lev = Leveller::new();
         let mut l = tone(0.01, 1.0);
         let mut r = l.clone();
-        lev.process(&mut l, &mut r);
-        let db = 20.0 * (lev.gain() / INITIAL_GAIN).log10();
-        assert!(db <= RISE_DB_PER_S + 0.01, "rose {db:.2} dB in one second");
+        let mut gains = vec![0.0; l.len()];
+        lev.process(&mut l, &mut r, Some(&mut gains));
+        assert!(
+            lev.gain_db() <= RISE_DB_PER_S + 0.01,
+            "rose {} dB in one second",
+            lev.gain_db()
+        );
+        let biggest = gains
+            .windows(2)
+            .map(|w| (w[1] / w[0]).ln().abs())
+            .fold(0f32, f32::max);
+        assert!(biggest < 1e-4, "a per-sample gain step of {biggest} nepers");
+    }
+
+    #[test]
+    fn result_does_not_depend_on_block_size() {
+        let input = tone(0.05, 3.0);
+        let mut whole = (input.clone(), input.clone());
+        Leveller::new().process(&mut whole.0, &mut whole.1, None);
+        let mut pieces = (input.clone(), input);
+        let mut lev = Leveller::new();
+        for (l, r) in pieces.0.chunks_mut(777).zip(pieces.1.chunks_mut(777)) {
+            lev.process(l, r, None);
+        }
+        assert_eq!(whole, pieces);
     }
 }

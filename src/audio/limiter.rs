@@ -2,11 +2,13 @@
 //! releases stack), so gain is ridden smoothly; a final soft-knee curve catches
 //! what the envelope is too slow for, so output never hard-clips or crackles.
 
-/// Linear ceiling the limiter holds peaks under: about -1 dBFS, leaving room
-/// for inter-sample peaks in lossy re-encoding.
-const CEILING: f32 = 0.891;
+/// Linear ceiling the limiter holds sample peaks under: −1.5 dBFS, so that
+/// the inter-sample peaks a DAC or a lossy re-encoder reconstructs stay under
+/// −1 dBTP (measured in the loudness tests; ambient material has little
+/// energy near Nyquist, so overshoot between samples is small).
+pub const CEILING: f32 = 0.841;
 /// Level above which the soft-knee curve starts bending the waveform.
-const KNEE: f32 = 0.7;
+const KNEE: f32 = 0.66;
 
 pub struct SoftLimiter {
     gain: f32,
@@ -27,9 +29,10 @@ impl SoftLimiter {
     }
 
     /// Limits a stereo block in place. Stateful sample by sample, so the result
-    /// does not depend on how the stream is cut into blocks.
-    pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
-        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+    /// does not depend on how the stream is cut into blocks. When `gains` is
+    /// given, each frame's gain is multiplied into it (stems follow the mix).
+    pub fn process(&mut self, left: &mut [f32], right: &mut [f32], mut gains: Option<&mut [f32]>) {
+        for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
             let peak = l.abs().max(r.abs());
             let wanted = if peak * self.gain > CEILING {
                 CEILING / peak
@@ -40,6 +43,9 @@ impl SoftLimiter {
                 self.gain = wanted;
             } else {
                 self.gain += (wanted - self.gain) * self.release;
+            }
+            if let Some(g) = gains.as_deref_mut() {
+                g[i] *= self.gain;
             }
             *l = soft_knee(*l * self.gain);
             *r = soft_knee(*r * self.gain);
@@ -66,10 +72,10 @@ mod tests {
     #[test]
     fn quiet_signal_passes_unchanged() {
         let mut lim = SoftLimiter::new();
-        let mut l = vec![0.3_f32, -0.5, 0.69];
+        let mut l = vec![0.3_f32, -0.5, 0.65];
         let mut r = l.clone();
-        lim.process(&mut l, &mut r);
-        assert_eq!(l, vec![0.3, -0.5, 0.69]);
+        lim.process(&mut l, &mut r, None);
+        assert_eq!(l, vec![0.3, -0.5, 0.65]);
     }
 
     #[test]
@@ -77,7 +83,7 @@ mod tests {
         let mut lim = SoftLimiter::new();
         let mut l: Vec<f32> = (0..44_100).map(|i| 4.0 * (i as f32 * 0.05).sin()).collect();
         let mut r = l.clone();
-        lim.process(&mut l, &mut r);
+        lim.process(&mut l, &mut r, None);
         assert!(l.iter().chain(&r).all(|x| x.abs() <= CEILING));
     }
 
@@ -87,7 +93,7 @@ mod tests {
         let input: Vec<f32> = (0..4_410).map(|i| 2.0 * (i as f32 * 0.01).sin()).collect();
         let mut l = input.clone();
         let mut r = input;
-        lim.process(&mut l, &mut r);
+        lim.process(&mut l, &mut r, None);
         let max_step = l
             .windows(2)
             .map(|w| (w[1] - w[0]).abs())
@@ -100,7 +106,7 @@ mod tests {
         let mut lim = SoftLimiter::new();
         let mut l = vec![f32::NAN, f32::INFINITY];
         let mut r = vec![0.0, f32::NEG_INFINITY];
-        lim.process(&mut l, &mut r);
+        lim.process(&mut l, &mut r, None);
         assert!(l
             .iter()
             .chain(&r)
@@ -113,11 +119,11 @@ mod tests {
             .map(|i| 3.0 * (i as f32 * 0.003).sin())
             .collect();
         let mut whole = (input.clone(), input.clone());
-        SoftLimiter::new().process(&mut whole.0, &mut whole.1);
+        SoftLimiter::new().process(&mut whole.0, &mut whole.1, None);
         let mut pieces = (input.clone(), input);
         let mut lim = SoftLimiter::new();
         for (l, r) in pieces.0.chunks_mut(333).zip(pieces.1.chunks_mut(333)) {
-            lim.process(l, r);
+            lim.process(l, r, None);
         }
         assert_eq!(whole, pieces);
     }

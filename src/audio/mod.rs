@@ -1,8 +1,14 @@
-//! From the synthesizer's f32 mix to bytes: reverb on the mix, a slow
-//! leveller and a soft limiter, 16-bit PCM, 100 ms chunks, and the WAV and MIDI files of offline renders.
+//! The mix stages between the synthesizer and the bytes: DC blocker, reverb,
+//! loudness leveller, limiter, fades; 16-bit PCM in 100 ms chunks; loudness
+//! measurement; the WAV and MIDI files of offline renders.
 
+pub mod analysis;
+pub mod biquad;
+pub mod dc;
+pub mod fade;
 pub mod leveller;
 pub mod limiter;
+pub mod loudness;
 pub mod midi;
 pub mod opus;
 pub mod pcm;
@@ -10,6 +16,8 @@ pub mod resample;
 pub mod reverb;
 pub mod wav;
 
+pub use dc::DcBlocker;
+pub use fade::Fade;
 pub use leveller::Leveller;
 pub use limiter::SoftLimiter;
 pub use pcm::{CHUNK_BYTES, CHUNK_FRAMES, CHUNK_MS};

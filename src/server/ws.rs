@@ -17,6 +17,20 @@ use super::query::{StreamRequest, WireFormat};
 use crate::stream::session::{unix_now, CloseReason, Outgoing};
 use crate::stream::{Hub, Listener};
 
+/// A session's message as a WebSocket frame in the listener's format; None
+/// only if a JSON chunk were not UTF-8, which base64 rules out.
+fn message(out: Outgoing, format: WireFormat) -> Option<Message> {
+    match out {
+        Outgoing::Chunk(chunk) => match format {
+            WireFormat::Binary => Some(Message::Binary(chunk.binary_frame())),
+            WireFormat::Json => Utf8Bytes::try_from(chunk.json_frame())
+                .ok()
+                .map(Message::Text),
+        },
+        Outgoing::Text(text) => Some(Message::Text(text.as_ref().into())),
+    }
+}
+
 /// A send that takes longer than this means the peer stopped reading: a
 /// 17.6 kB chunk that cannot drain in 2 s is a connection below 70 kbit/s,
 /// far too slow to play the stream anyway.
@@ -143,6 +157,15 @@ async fn write_loop(
                 if reason == CloseReason::TooSlow {
                     tracing::info!(listener = listener.id, "closing a listener that stopped reading");
                 }
+                if reason == CloseReason::Shutdown {
+                    // The session's last chunks are its fade-out: deliver
+                    // them before the close (bounded: the queue is).
+                    while let Some(msg) = listener.queue.try_recv().ok().and_then(|o| message(o, format)) {
+                        if send(&mut sink, msg).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 let _ = close(&mut sink, reason.code(), reason.text()).await;
                 break;
             }
@@ -155,21 +178,16 @@ async fn write_loop(
                 }
                 None => break,
             },
-            out = listener.queue.recv() => match out {
-                Some(Outgoing::Chunk(chunk)) => {
-                    let frame = match format {
-                        WireFormat::Binary => Message::Binary(chunk.binary_frame()),
-                        WireFormat::Json => match Utf8Bytes::try_from(chunk.json_frame()) {
-                            Ok(text) => Message::Text(text),
-                            Err(_) => break,
-                        },
-                    };
+            out = listener.queue.recv() => {
+                let Some(out) = out else { break };
+                if matches!(out, Outgoing::Chunk(_)) {
                     metrics.chunks_sent.fetch_add(1, Ordering::Relaxed);
-                    frame
                 }
-                Some(Outgoing::Text(text)) => Message::Text(text.as_ref().into()),
-                None => break,
-            },
+                match message(out, format) {
+                    Some(m) => m,
+                    None => break,
+                }
+            }
         };
         let len = match &msg {
             Message::Binary(b) => b.len(),

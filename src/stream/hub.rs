@@ -11,12 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
 use super::pool::RenderPool;
-use super::renderer::Renderer;
 use super::session::{
     self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
 };
 use crate::music::Params;
-use crate::synth::{EngineSettings, FontSet, RustyEngine};
+use crate::pipeline::{EngineSource, Renderer};
+use crate::synth::{EngineKind, EngineSettings, FontSet};
 
 #[derive(Clone)]
 pub struct HubConfig {
@@ -43,6 +43,8 @@ pub enum JoinError {
     TooManyRooms { limit: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("cannot start a synthesizer: {0}")]
+    Engine(String),
 }
 
 /// A listener's end of its session: its queue, the signal that the server
@@ -247,11 +249,16 @@ impl Hub {
             });
         }
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
-        let engine = Box::new(RustyEngine::new(&self.config.fonts, self.config.engine));
+        let source = EngineSource {
+            settings: self.config.engine,
+            ..EngineSource::new(EngineKind::Rustysynth, &self.config.fonts)
+        };
+        let renderer =
+            Renderer::new(params.clone(), &source).map_err(|e| JoinError::Engine(e.to_string()))?;
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),
-            renderer: Renderer::new(params.clone(), engine),
+            renderer,
             preset: preset.clone(),
             lead_chunks: self.config.lead_chunks,
             pool: Arc::clone(&self.pool),

@@ -5,7 +5,6 @@ pub mod hub;
 pub mod metrics;
 pub mod opus;
 pub mod pool;
-pub mod renderer;
 pub mod session;
 
 pub use hub::{Hub, HubConfig, JoinError, Listener};

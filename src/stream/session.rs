@@ -16,10 +16,10 @@ use super::chunk::Chunk;
 use super::metrics::Metrics;
 use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
-use super::renderer::Renderer;
 use crate::audio::{pcm, CHUNK_FRAMES};
 use crate::music::change::{ChangeError, ParamChange};
 use crate::music::Params;
+use crate::pipeline::Renderer;
 
 pub const CHUNK_DURATION: Duration = Duration::from_millis(crate::audio::CHUNK_MS as u64);
 
@@ -226,6 +226,10 @@ struct SessionTask {
     opus: Option<OpusLanes>,
 }
 
+/// How long the fade is when the server shuts down (300 ms): a fade, not a
+/// cut, yet short enough not to hold up a restart.
+const SHUTDOWN_FADE_CHUNKS: u64 = 3;
+
 impl SessionTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         let start = Instant::now();
@@ -237,6 +241,7 @@ impl SessionTask {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
+                    self.fade_out_now().await;
                     for l in self.listeners.drain(..) {
                         let _ = l.kick.send(CloseReason::Shutdown);
                     }
@@ -314,6 +319,21 @@ impl SessionTask {
         let text: Arc<str> = params_message(&ack).into();
         self.broadcast(Outgoing::Text(text));
         Ok(ack)
+    }
+
+    /// Ends the music on a fade rather than a cut: the next chunks fade to
+    /// silence and go out at once, ahead of the close (the listener's own
+    /// buffer then plays them out).
+    async fn fade_out_now(&mut self) {
+        let Some(renderer) = self.renderer.as_mut() else {
+            return;
+        };
+        renderer.fade_out(SHUTDOWN_FADE_CHUNKS * CHUNK_FRAMES as u64);
+        for _ in 0..SHUTDOWN_FADE_CHUNKS {
+            if !self.render_and_send(Instant::now()).await {
+                break;
+            }
+        }
     }
 
     /// Renders the next chunk on the pool and hands it to every listener.

@@ -1,0 +1,242 @@
+//! The render pipeline of one stream: composer → one synthesizer per layer →
+//! layer faders → DC blocker → reverb → leveller → limiter → fade → 16-bit PCM,
+//! pulled a few thousand frames at a time. The live stream, `render` and
+//! `bench` all drive this one type, so what a benchmark measures and what a
+//! file holds is what a listener hears.
+
+pub mod calibration;
+mod layer;
+pub mod stems;
+
+use std::collections::VecDeque;
+
+use crate::audio::{pcm, DcBlocker, Fade, Leveller, Reverb, ReverbSettings, SoftLimiter};
+use crate::music::{Composer, Event, EventKind, Frame, Params, PIANO_CHANNEL};
+use crate::synth::{EngineError, EngineKind, EngineSettings, FontSet};
+use calibration::Role;
+use layer::Layer;
+
+/// Largest piece rendered at once; scratch buffers are this size, allocated
+/// once in `new`.
+const MAX_BLOCK: usize = 4_410;
+/// A stream starts with a fade-in rather than a wall of sound (DESIGN §5).
+const FADE_IN_FRAMES: u64 = crate::SAMPLE_RATE as u64 * 3 / 2;
+
+/// What a renderer builds its synthesizers from: one per layer, all of the
+/// same kind over the same fonts.
+#[derive(Clone)]
+pub struct EngineSource {
+    pub kind: EngineKind,
+    pub fonts: FontSet,
+    pub settings: EngineSettings,
+}
+
+impl EngineSource {
+    pub fn new(kind: EngineKind, fonts: &FontSet) -> Self {
+        Self {
+            kind,
+            fonts: fonts.clone(),
+            settings: EngineSettings::default(),
+        }
+    }
+}
+
+/// Receives what the mix is made of, block by block, for stems: each layer's
+/// dry signal after its fader, and the gain the master stages applied to
+/// every frame (leveller × limiter × fade), so a stem processed the same way
+/// lines up with the mix sample for sample.
+pub trait StemSink {
+    fn layer(&mut self, role: Role, left: &[f32], right: &[f32]);
+    fn master_gain(&mut self, gains: &[f32]);
+}
+
+pub struct Renderer {
+    composer: Composer,
+    piano: Layer,
+    pad: Layer,
+    dc: DcBlocker,
+    reverb: Reverb,
+    leveller: Leveller,
+    limiter: SoftLimiter,
+    fade: Fade,
+    /// Events composed but not yet applied, sorted by frame. Bounded: the
+    /// composer runs at most half a beat ahead, so this holds those notes
+    /// and the note-offs of what is sounding.
+    pending: VecDeque<Event>,
+    position: Frame,
+    /// False once the music has been released for its tail: nothing new is
+    /// composed, what sounds rings out.
+    composing: bool,
+    left: Vec<f32>,
+    right: Vec<f32>,
+    gains: Vec<f32>,
+}
+
+impl Renderer {
+    pub fn new(params: Params, source: &EngineSource) -> Result<Self, EngineError> {
+        let piano = Layer::new(source, Role::Piano, MAX_BLOCK)?;
+        let pad = Layer::new(source, Role::Pad, MAX_BLOCK)?;
+        Ok(Self {
+            composer: Composer::new(params),
+            piano,
+            pad,
+            dc: DcBlocker::new(),
+            reverb: Reverb::new(ReverbSettings::default()),
+            leveller: Leveller::new(),
+            limiter: SoftLimiter::new(),
+            fade: Fade::fade_in(FADE_IN_FRAMES),
+            pending: VecDeque::new(),
+            position: 0,
+            composing: true,
+            left: vec![0.0; MAX_BLOCK],
+            right: vec![0.0; MAX_BLOCK],
+            gains: vec![0.0; MAX_BLOCK],
+        })
+    }
+
+    pub fn params(&self) -> &Params {
+        self.composer.params()
+    }
+
+    /// Hands new parameters to the composer, which stages them to the next
+    /// eighth note it writes: the sounding notes are never cut.
+    pub fn set_params(&mut self, params: Params) {
+        self.composer.set_params(params);
+    }
+
+    /// Frames rendered so far.
+    pub fn position(&self) -> Frame {
+        self.position
+    }
+
+    /// The first frame the composer has not yet written; a control change
+    /// applied now is heard from the eighth note that starts here.
+    pub fn horizon(&self) -> Frame {
+        self.composer.horizon()
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        self.piano.engine_name()
+    }
+
+    /// Stops the music where it is: nothing new is played, every sounding
+    /// note is released and rings out with the reverb (a render's tail).
+    pub fn release(&mut self) {
+        self.composing = false;
+        self.pending.clear();
+        self.piano.release();
+        self.pad.release();
+    }
+
+    /// Fades the output to silence over `frames`; what follows is silent.
+    pub fn fade_out(&mut self, frames: u64) {
+        self.fade.start_fade_out(frames);
+    }
+
+    /// Renders `frames` more frames and appends them to `out` as interleaved
+    /// 16-bit stereo.
+    pub fn render(&mut self, frames: usize, out: &mut Vec<i16>) {
+        self.render_with(frames, out, None);
+    }
+
+    /// As [`Renderer::render`], also handing each block's parts to `stems`.
+    pub fn render_with(
+        &mut self,
+        frames: usize,
+        out: &mut Vec<i16>,
+        mut stems: Option<&mut dyn StemSink>,
+    ) {
+        let end = self.position + frames as Frame;
+        while self.position < end {
+            if self.composing {
+                self.compose_through(self.position);
+            }
+            self.apply_due_events();
+            let next_event = self.pending.front().map_or(Frame::MAX, |e| e.frame);
+            let horizon = if self.composing {
+                self.composer.horizon()
+            } else {
+                Frame::MAX
+            };
+            let seg_end = end
+                .min(next_event)
+                .min(horizon)
+                .min(self.position + MAX_BLOCK as Frame);
+            let n = (seg_end - self.position) as usize;
+            let tap: Option<&mut dyn StemSink> = match stems {
+                Some(ref mut s) => Some(&mut **s),
+                None => None,
+            };
+            self.mix_block(n, tap);
+            pcm::interleave_i16(&self.left[..n], &self.right[..n], out);
+            self.position = seg_end;
+        }
+    }
+
+    fn mix_block(&mut self, n: usize, stems: Option<&mut dyn StemSink>) {
+        let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
+        self.piano.render(n);
+        self.pad.render(n);
+        self.piano.write_to(left, right);
+        self.pad.add_to(left, right);
+        self.dc.process(left, right);
+        self.reverb.process(left, right);
+        let gains = stems.is_some().then_some(&mut self.gains[..n]);
+        match gains {
+            Some(g) => {
+                self.leveller.process(left, right, Some(g));
+                self.limiter.process(left, right, Some(g));
+                self.fade.process(left, right, Some(g));
+            }
+            None => {
+                self.leveller.process(left, right, None);
+                self.limiter.process(left, right, None);
+                self.fade.process(left, right, None);
+            }
+        }
+        if let Some(s) = stems {
+            s.layer(Role::Piano, self.piano.left(n), self.piano.right(n));
+            s.layer(Role::Pad, self.pad.left(n), self.pad.right(n));
+            s.master_gain(&self.gains[..n]);
+        }
+    }
+
+    fn compose_through(&mut self, frame: Frame) {
+        let mut composed = false;
+        while self.composer.horizon() <= frame {
+            let mut half = Vec::new();
+            self.composer.compose_half(&mut half);
+            self.pending.extend(half);
+            composed = true;
+        }
+        if composed {
+            self.pending
+                .make_contiguous()
+                .sort_by_key(|e| (e.frame, order(&e.kind)));
+        }
+    }
+
+    fn apply_due_events(&mut self) {
+        while let Some(e) = self.pending.front() {
+            if e.frame > self.position {
+                break;
+            }
+            if e.channel == PIANO_CHANNEL {
+                self.piano.apply(e);
+            } else {
+                self.pad.apply(e);
+            }
+            self.pending.pop_front();
+        }
+    }
+}
+
+/// At one frame, programs are set before notes, and a note is released before
+/// the same key is struck again.
+fn order(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::Program { .. } => 0,
+        EventKind::NoteOff { .. } => 1,
+        EventKind::NoteOn { .. } => 2,
+    }
+}
