@@ -56,14 +56,28 @@ fn render_writes_32_seconds_of_unclipped_music_and_midi() {
         (spec.sample_rate, spec.channels, spec.bits_per_sample),
         (44_100, 2, 16)
     );
-    assert_eq!(samples.len(), 32 * 44_100 * 2, "8 bars at 60 BPM are 32 s");
+    assert_eq!(
+        samples.len(),
+        (32 + 6) * 44_100 * 2,
+        "8 bars at 60 BPM are 32 s, then the default 6 s tail"
+    );
     let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
     assert!(peak < 32_000, "never clipped: peak {peak}");
     assert!(peak > 8_000, "loud enough: peak {peak}");
-    // Every 4 s stretch after the fade-in carries sound.
-    for (i, window) in samples.chunks(4 * 44_100 * 2).enumerate().skip(1) {
+    let (music, tail) = samples.split_at(32 * 44_100 * 2);
+    // Every 4 s stretch of the music after the fade-in carries sound.
+    for (i, window) in music.chunks(4 * 44_100 * 2).enumerate().skip(1) {
         assert!(rms(window) > 300.0, "window {i} is nearly silent");
     }
+    // The tail rings out, then fades to digital silence: no cut at the end.
+    assert!(
+        rms(&tail[..44_100 * 2]) > 100.0,
+        "the tail's first second rings"
+    );
+    assert!(
+        tail[tail.len() - 441 * 2..].iter().all(|&s| s == 0),
+        "ends in silence"
+    );
     let smf_bytes = std::fs::read(&mid).unwrap();
     let smf = midly::Smf::parse(&smf_bytes).expect("a valid MIDI file");
     let notes = smf.tracks[0]
@@ -251,4 +265,44 @@ fn a_bad_soundfont_file_is_reported_and_skipped() {
         set.piano.info.source,
         FontSource::System | FontSource::BuiltIn
     ));
+}
+
+#[test]
+fn render_stems_writes_each_layer_aligned_with_the_mix() {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("mix.wav");
+    let stems = dir.path().join("stems");
+    let out = auralis(&[
+        "render",
+        "--bars",
+        "4",
+        "--tail",
+        "2",
+        "--builtin-font",
+        "-o",
+        wav.to_str().unwrap(),
+        "--stems",
+        stems.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, mix) = read_wav(&wav);
+    assert_eq!(mix.len(), (16 + 2) * 44_100 * 2);
+    for name in ["piano-dry", "piano", "pad-dry", "pad"] {
+        let (spec, samples) = read_wav(&stems.join(format!("{name}.wav")));
+        assert_eq!((spec.sample_rate, spec.channels), (44_100, 2), "{name}");
+        assert_eq!(samples.len(), mix.len(), "{name} is as long as the mix");
+        assert!(rms(&samples) > 30.0, "{name} carries its layer");
+    }
+}
+
+#[test]
+fn a_tail_out_of_range_is_refused_with_the_allowed_range() {
+    let out = auralis(&["render", "--tail", "99", "-o", "x.wav"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("from 0 to 60"), "{err}");
 }
