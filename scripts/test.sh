@@ -11,6 +11,8 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features fluidsynth -- -D warnings
 cargo test --all-targets
 cargo test --features fluidsynth --test fluidsynth
+# Both engines on FluidR3_GM too (its tests are ignored where the font may be missing).
+cargo test --features fluidsynth --test continuity -- --include-ignored
 if [ -f e2e/package.json ]; then
   cargo build --release --bin auralis
   (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)

@@ -13,6 +13,18 @@ use crate::music::PIANO_CHANNEL;
 /// into pieces of at most this size so nothing is allocated on the audio path.
 const SCRATCH_FRAMES: usize = 1024;
 
+/// rustysynth leaves a voice out of the mix whenever its gain (master volume
+/// × velocity and attenuation × channel volume² × envelope) is under 1e-3: a
+/// gate on absolute level, not on the note's own. FluidR3_GM's pad 88
+/// ("Fantasia": 25 dB of initial attenuation, sustain 48 dB and 100 dB down)
+/// falls under it 4–5 s after each attack while the note is still held, so
+/// the pad dropped to digital silence with a click, and the leveller made
+/// both audible. Running the synthesizer 2^16 louder puts that gate at
+/// −156 dB; the scale is a power of two, so undoing it after the voice sum
+/// is exact.
+const GATE_HEADROOM: f32 = 65_536.0;
+const INVERSE_GATE_HEADROOM: f32 = 1.0 / GATE_HEADROOM;
+
 /// One rustysynth synthesizer per distinct font: the piano channel plays from
 /// the piano font, every other channel from the pad/GM font. When both are the
 /// same font a single synthesizer serves all channels.
@@ -54,7 +66,7 @@ fn synthesizer(font: &Arc<rustysynth::SoundFont>, settings: EngineSettings) -> S
     s.enable_reverb_and_chorus = false;
     let mut synth =
         Synthesizer::new(font, &s).expect("sample rate and clamped polyphony are always valid");
-    synth.set_master_volume(settings.gain);
+    synth.set_master_volume(settings.gain * GATE_HEADROOM);
     synth
 }
 
@@ -92,6 +104,8 @@ impl Engine for RustyEngine {
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let Some(pad) = &mut self.pad else {
             self.piano.render(left, right);
+            unscale(left);
+            unscale(right);
             return;
         };
         for (l, r) in left
@@ -105,11 +119,17 @@ impl Engine for RustyEngine {
             );
             pad.render(sl, sr);
             for (d, s) in l.iter_mut().zip(sl.iter()) {
-                *d += *s;
+                *d = (*d + *s) * INVERSE_GATE_HEADROOM;
             }
             for (d, s) in r.iter_mut().zip(sr.iter()) {
-                *d += *s;
+                *d = (*d + *s) * INVERSE_GATE_HEADROOM;
             }
         }
+    }
+}
+
+fn unscale(x: &mut [f32]) {
+    for v in x {
+        *v *= INVERSE_GATE_HEADROOM;
     }
 }
