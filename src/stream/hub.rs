@@ -16,12 +16,14 @@ use super::session::{
     self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
 };
 use crate::music::Params;
-use crate::synth::{EngineSettings, FontSet, RustyEngine};
+use crate::synth::{build_engine, EngineKind, EngineSettings, FontSet};
 
 #[derive(Clone)]
 pub struct HubConfig {
     pub fonts: FontSet,
     pub engine: EngineSettings,
+    /// Which synthesizer every session renders with (`serve --engine`).
+    pub engine_kind: EngineKind,
     pub max_listeners: usize,
     pub max_sessions: usize,
     pub max_rooms: usize,
@@ -43,6 +45,8 @@ pub enum JoinError {
     TooManyRooms { limit: usize },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the synthesizer could not start: {0}")]
+    Engine(String),
 }
 
 /// A listener's end of its session: its queue, the signal that the server
@@ -247,7 +251,12 @@ impl Hub {
             });
         }
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
-        let engine = Box::new(RustyEngine::new(&self.config.fonts, self.config.engine));
+        let engine = build_engine(
+            self.config.engine_kind,
+            &self.config.fonts,
+            self.config.engine,
+        )
+        .map_err(|e| JoinError::Engine(e.to_string()))?;
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),

@@ -13,6 +13,12 @@ use crate::music::PIANO_CHANNEL;
 /// into pieces of at most this size so nothing is allocated on the audio path.
 const SCRATCH_FRAMES: usize = 1024;
 
+/// Frames per synthesizer block. rustysynth starts a note at its next block
+/// boundary, so this is also how late a note may start: 256 frames is 5.8 ms,
+/// well inside the 25–50 ms the composer humanises timing by, for a quarter
+/// of the per-block envelope, LFO and filter updates of the default 64.
+const BLOCK_FRAMES: usize = 256;
+
 /// rustysynth leaves a voice out of the mix whenever its gain (master volume
 /// × velocity and attenuation × channel volume² × envelope) is under 1e-3: a
 /// gate on absolute level, not on the note's own. FluidR3_GM's pad 88
@@ -64,6 +70,7 @@ fn synthesizer(font: &Arc<rustysynth::SoundFont>, settings: EngineSettings) -> S
     let mut s = SynthesizerSettings::new(crate::SAMPLE_RATE as i32);
     s.maximum_polyphony = settings.polyphony.clamp(8, 256);
     s.enable_reverb_and_chorus = false;
+    s.block_size = BLOCK_FRAMES;
     let mut synth =
         Synthesizer::new(font, &s).expect("sample rate and clamped polyphony are always valid");
     synth.set_master_volume(settings.gain * GATE_HEADROOM);
@@ -131,5 +138,38 @@ impl Engine for RustyEngine {
 fn unscale(x: &mut [f32]) {
     for v in x {
         *v *= INVERSE_GATE_HEADROOM;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames from a note-on to the note's first sound, the note-on falling
+    /// `offset` frames into a block.
+    fn start_delay(offset: usize) -> usize {
+        let mut engine = RustyEngine::new(&FontSet::builtin(), EngineSettings::default());
+        let (mut l, mut r) = (vec![0.0; offset], vec![0.0; offset]);
+        engine.render(&mut l, &mut r);
+        engine.note_on(PIANO_CHANNEL, 60, 100);
+        let (mut l, mut r) = (vec![0.0; 4 * BLOCK_FRAMES], vec![0.0; 4 * BLOCK_FRAMES]);
+        engine.render(&mut l, &mut r);
+        l.iter()
+            .zip(&r)
+            .position(|(a, b)| *a != 0.0 || *b != 0.0)
+            .expect("the note sounds")
+    }
+
+    #[test]
+    fn a_note_starts_at_the_next_block_at_the_latest() {
+        // A note-on one frame into a block waits for the rest of it.
+        assert!((BLOCK_FRAMES - 1..BLOCK_FRAMES + 2).contains(&start_delay(1)));
+        for offset in [0, 100, 255, 256, 300] {
+            let delay = start_delay(offset);
+            assert!(
+                delay <= BLOCK_FRAMES + 1,
+                "offset {offset}: {delay} frames late"
+            );
+        }
     }
 }
