@@ -7,7 +7,8 @@
 #   scripts/install-deps.sh           that, plus what the test suite needs:
 #                                     Chromium and playwright-core for the
 #                                     browser tests, ffmpeg, the fluidsynth
-#                                     command and libfluidsynth-dev
+#                                     command, libfluidsynth-dev and the
+#                                     FluidR3_GM font
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_only=false
@@ -29,6 +30,8 @@ if ! $build_only; then
     { command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists fluidsynth; }; then
     need+=(libfluidsynth-dev)
   fi
+  # tests/continuity.rs plays every preset on FluidR3_GM, the brief's font.
+  [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

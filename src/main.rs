@@ -147,6 +147,9 @@ struct ServeArgs {
     port: u16,
     #[command(flatten)]
     fonts: FontArgs,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, env = "AURALIS_ENGINE", default_value_t = EngineKind::Rustysynth)]
+    engine: EngineKind,
     /// Most listeners connected at once.
     #[arg(long, env = "AURALIS_MAX_LISTENERS", default_value_t = 2_500)]
     max_listeners: usize,
@@ -319,6 +322,15 @@ fn serve(args: ServeArgs) -> Result<()> {
     for f in fonts.distinct() {
         tracing::info!(font = %f.info.name, licence = %f.info.licence, "SoundFont loaded");
     }
+    // One synthesizer built now, so a missing engine or a font it cannot load
+    // stops the server at start rather than failing every listener later.
+    auralis::synth::build_engine(
+        args.engine,
+        &fonts,
+        auralis::synth::EngineSettings::default(),
+    )
+    .with_context(|| format!("engine {}", args.engine))?;
+    tracing::info!(engine = %args.engine, "synthesizer");
     let threads = args.render_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -333,6 +345,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         hub: auralis::stream::HubConfig {
             fonts,
             engine: auralis::synth::EngineSettings::default(),
+            engine_kind: args.engine,
             max_listeners: args.max_listeners,
             max_sessions: args.max_sessions,
             max_rooms: args.max_rooms,

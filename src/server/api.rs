@@ -38,7 +38,7 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
     Json(json!({
         "name": "auralis",
         "version": env!("CARGO_PKG_VERSION"),
-        "engine": "rustysynth",
+        "engine": hub.config().engine_kind.as_str(),
         "sample_rate": crate::SAMPLE_RATE,
         "channels": crate::CHANNELS,
         "chunk_ms": crate::audio::CHUNK_MS,

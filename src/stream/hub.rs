@@ -22,6 +22,8 @@ use crate::synth::{EngineKind, EngineSettings, FontSet};
 pub struct HubConfig {
     pub fonts: FontSet,
     pub engine: EngineSettings,
+    /// Which synthesizer every session renders with (`serve --engine`).
+    pub engine_kind: EngineKind,
     pub max_listeners: usize,
     pub max_sessions: usize,
     pub max_rooms: usize,
@@ -251,7 +253,7 @@ impl Hub {
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
         let source = EngineSource {
             settings: self.config.engine,
-            ..EngineSource::new(EngineKind::Rustysynth, &self.config.fonts)
+            ..EngineSource::new(self.config.engine_kind, &self.config.fonts)
         };
         let renderer =
             Renderer::new(params.clone(), &source).map_err(|e| JoinError::Engine(e.to_string()))?;
