@@ -274,7 +274,12 @@ pub fn scan(dir: &Path) -> Result<Layer, SalamanderError> {
     }
     let numbers: Vec<Option<u8>> = files
         .iter()
-        .map(|f| f.path.file_name().and_then(|n| n.to_str()).and_then(parse_layer))
+        .map(|f| {
+            f.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_layer)
+        })
         .collect();
     if let Some(pair) = numbers.windows(2).find(|w| w[0] != w[1]) {
         if let (Some(first), Some(second)) = (pair[0], pair[1]) {
@@ -304,7 +309,10 @@ pub fn scan_layers(dirs: &[PathBuf]) -> Result<Vec<Layer>, SalamanderError> {
     if dirs.is_empty() {
         return Err(SalamanderError::NoLayers);
     }
-    let mut layers = dirs.iter().map(|d| scan(d)).collect::<Result<Vec<_>, _>>()?;
+    let mut layers = dirs
+        .iter()
+        .map(|d| scan(d))
+        .collect::<Result<Vec<_>, _>>()?;
     if layers.len() > 1 {
         if let Some(l) = layers.iter().find(|l| l.number.is_none()) {
             return Err(SalamanderError::UnknownLayer { dir: l.dir.clone() });
@@ -555,7 +563,9 @@ pub fn build_font(
     let layer_list = layer_reports
         .iter()
         .map(|l| {
-            let name = l.number.map_or("one layer".into(), |n| format!("layer {n}"));
+            let name = l
+                .number
+                .map_or("one layer".into(), |n| format!("layer {n}"));
             format!(
                 "{name} for velocities {}-{} at {:+.1} dB",
                 l.velocities.0, l.velocities.1, l.gain_db
@@ -772,14 +782,21 @@ mod tests {
             vec![Some(3), Some(12)],
             "softest first, whatever the order given"
         );
-        assert_eq!(scan_layers(std::slice::from_ref(&plain)).unwrap()[0].number, None);
+        assert_eq!(
+            scan_layers(std::slice::from_ref(&plain)).unwrap()[0].number,
+            None
+        );
         assert!(matches!(
             scan_layers(&[soft.clone(), plain]),
             Err(SalamanderError::UnknownLayer { .. })
         ));
         assert!(matches!(
             scan_layers(&[mixed]),
-            Err(SalamanderError::MixedLayers { first: 3, second: 12, .. })
+            Err(SalamanderError::MixedLayers {
+                first: 3,
+                second: 12,
+                ..
+            })
         ));
         let err = scan_layers(&[loud, soft, again]).unwrap_err();
         assert!(
