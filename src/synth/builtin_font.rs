@@ -86,16 +86,23 @@ fn build() -> Result<SoundFontBuilder, Sf2Error> {
     );
     let fft = Fft::new(PAD_LOOP);
 
-    let mut zones = Vec::with_capacity(PIANO_ROOTS.len());
+    let mut zones = Vec::with_capacity(PIANO_ROOTS.len() * VELOCITY_BANDS);
     for (i, &root) in PIANO_ROOTS.iter().enumerate() {
         let (spec, filter_hz) = piano_sample(root, &fft);
         let sample = font.add_sample(spec)?;
         let keys = key_range(&PIANO_ROOTS, i, 3);
-        zones.push(
-            Zone::new(sample, keys)
-                .with(G::Pan, (i16::from(root) - 63) * 3)
-                .with(G::InitialFilterFc, absolute_cents(filter_hz as f32)),
-        );
+        for ((lo, hi), darker) in velocity_bands() {
+            zones.push(
+                Zone::new(sample, keys)
+                    .velocities(lo, hi)
+                    .with(G::Pan, (i16::from(root) - 63) * 3)
+                    .with(
+                        G::InitialFilterFc,
+                        absolute_cents(filter_hz as f32) - darker,
+                    )
+                    .with(G::ModEnvToFilterFc, STRIKE_FILTER_CENTS - darker / 2),
+            );
+        }
     }
     let piano = font.add_instrument_with_global(
         "Auralis Piano",
@@ -107,10 +114,8 @@ fn build() -> Result<SoundFontBuilder, Sf2Error> {
             (G::KeynumToVolEnvDecay, 20),
             (G::SustainVolEnv, centibels(100.0)),
             (G::ReleaseVolEnv, timecents(1.2)),
-            // The filter starts two octaves above its resting cutoff and
-            // closes over a few seconds, so the tone darkens as it fades the
-            // way upper partials die first on a real string.
-            (G::ModEnvToFilterFc, 2400),
+            // The filter opens at the strike (per zone, by velocity) and
+            // closes over a few seconds, lower notes more slowly.
             (G::DecayModEnv, timecents(4.0)),
             (G::KeynumToModEnvDecay, 15),
             (G::SustainModEnv, 1000),
@@ -130,6 +135,34 @@ fn build() -> Result<SoundFontBuilder, Sf2Error> {
         font.add_preset(pad.name, 0, u16::from(pad.program), instrument)?;
     }
     Ok(font)
+}
+
+/// Velocity bands of the piano, each playing the same sample through a
+/// filter that closes further the softer the band: a felt hammer striking
+/// gently excites few upper partials. Zones cost no sample data, so the
+/// font stays as small as with one band; eight bands make each step (at
+/// most 300 cents of cutoff) too small to hear as a change of instrument.
+const VELOCITY_BANDS: usize = 8;
+
+/// How far (cents) the filter closes at velocity 0: the amount of the SF2
+/// default velocity-to-cutoff modulator, which rustysynth does not apply.
+const SOFT_FILTER_CENTS: f64 = 3_600.0;
+
+/// How far above its resting cutoff the filter opens at the strike of the
+/// hardest band, before closing over a few seconds, so the tone darkens as
+/// it fades the way upper partials die first on a real string. Softer bands
+/// open less.
+const STRIKE_FILTER_CENTS: i16 = 2_400;
+
+/// Each band's velocities and how many cents darker than the top band its
+/// filter is, in proportion to how far the band's top lies under 127.
+fn velocity_bands() -> impl Iterator<Item = ((u8, u8), i16)> {
+    let width = 128 / VELOCITY_BANDS;
+    (0..VELOCITY_BANDS).map(move |band| {
+        let (lo, hi) = (band * width, band * width + width - 1);
+        let darker = SOFT_FILTER_CENTS * (127 - hi) as f64 / 127.0;
+        ((lo as u8, hi as u8), darker.round() as i16)
+    })
 }
 
 /// Keys played by the sample at `roots[i]`: `below` semitones down to the
@@ -688,12 +721,14 @@ mod tests {
             assert_eq!(preset.get_name(), name);
             let instrument = &font.get_instruments()[preset.get_regions()[0].get_instrument_id()];
             for key in 0..128 {
-                let covering = instrument
-                    .get_regions()
-                    .iter()
-                    .filter(|r| r.contains(key, 100))
-                    .count();
-                assert_eq!(covering, 1, "{name}: key {key}");
+                for velocity in [1, 15, 16, 64, 100, 127] {
+                    let covering = instrument
+                        .get_regions()
+                        .iter()
+                        .filter(|r| r.contains(key, velocity))
+                        .count();
+                    assert_eq!(covering, 1, "{name}: key {key} velocity {velocity}");
+                }
             }
         }
     }
@@ -773,6 +808,37 @@ mod tests {
                 );
                 assert!(rms(&sound, 0.0, 0.2) < 0.5 * held, "the attack is slow");
             }
+        }
+    }
+
+    /// RMS frequency (the square root of the spectrum's second moment, from
+    /// the energy of the signal's difference) between `from` and `to`
+    /// seconds: it rises as a sound gets brighter.
+    fn brightness_hz(signal: &[f32], from_secs: f64, to_secs: f64) -> f64 {
+        let part = &signal[(from_secs * SR) as usize..(to_secs * SR) as usize];
+        let signal: f64 = part.iter().map(|&s| f64::from(s).powi(2)).sum();
+        let slope: f64 = part
+            .windows(2)
+            .map(|w| f64::from(w[1] - w[0]).powi(2))
+            .sum();
+        SR / TAU * (slope / signal).sqrt()
+    }
+
+    /// Salamander's layers 3 to 15 span 1.3–1.6× in this measure between
+    /// velocities 20 and 110 (less in the top octaves); one filter setting
+    /// for every velocity gave exactly 1.0.
+    #[test]
+    fn a_harder_strike_is_brighter() {
+        for (key, at_least) in [(36, 1.3), (48, 1.3), (60, 1.3), (72, 1.15), (84, 1.08)] {
+            let brightness: Vec<f64> = [20, 50, 80, 110]
+                .iter()
+                .map(|&v| brightness_hz(&render(PIANO_PROGRAM, key, v, 0.6, 0.0), 0.02, 0.6))
+                .collect();
+            for w in brightness.windows(2) {
+                assert!(w[1] > w[0], "key {key}: {brightness:.0?}");
+            }
+            let ratio = brightness[3] / brightness[0];
+            assert!(ratio > at_least, "key {key}: {brightness:.0?}");
         }
     }
 
