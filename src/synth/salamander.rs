@@ -218,7 +218,7 @@ pub fn parse_layer(file_name: &str) -> Option<u8> {
 
 /// The velocities each layer answers, for layers given by Salamander's
 /// numbers in ascending order: layer n stands for velocity 8n (layer 16 for
-/// 127, the scale Salamander's own SFZ spans), and the ranges split
+/// 127: sixteen layers spread evenly over MIDI's range), and the ranges split
 /// halfway between neighbours, the softest reaching down to 0 and the
 /// hardest up to 127.
 pub fn velocity_ranges(layers: &[u8]) -> Vec<(u8, u8)> {
