@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stream::metrics::Percentiles;
+use crate::wire::BinaryHeader;
 
 /// A chunk arriving this much later than the stream's schedule would drain
 /// the smallest client buffer tier (300 ms) to empty.
@@ -163,11 +164,7 @@ async fn listen(url: &str, end: tokio::time::Instant) -> ListenerResult {
             }
         };
         let Message::Binary(b) = msg else { continue };
-        let Some(seq) = b
-            .get(8..16)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_le_bytes)
-        else {
+        let Ok((BinaryHeader { seq, .. }, _)) = BinaryHeader::decode(&b) else {
             continue;
         };
         let now = Instant::now();

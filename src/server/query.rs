@@ -4,15 +4,7 @@ use std::collections::HashMap;
 
 use crate::music::change::{ChangeError, ParamChange};
 use crate::music::Params;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireFormat {
-    /// Binary frames: a 32-byte header then PCM; our web client's default.
-    Binary,
-    /// The brief's JSON messages with base64 PCM.
-    Json,
-}
+use crate::wire::WireFormat;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRequest {

@@ -12,10 +12,13 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::protocol::{self, ClientMessage, ProtocolError, MAX_CLIENT_MESSAGE};
-use super::query::{StreamRequest, WireFormat};
-use crate::stream::session::{unix_now, CloseReason, Outgoing};
+use super::protocol::{self, ClientMessage, ClientStats, ProtocolError, MAX_CLIENT_MESSAGE};
+use super::query::StreamRequest;
+use crate::music::change::ParamChange;
+use crate::stream::metrics::Metrics;
+use crate::stream::session::{unix_now, CloseReason, Outgoing, SessionEnded, SessionHandle};
 use crate::stream::{Hub, Listener};
+use crate::wire::{ErrorCode, Hello, ServerMessage, WireFormat};
 
 /// A send that takes longer than this means the peer stopped reading: a
 /// 17.6 kB chunk that cannot drain in 2 s is a connection below 70 kbit/s,
@@ -102,20 +105,20 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest, timeo
 }
 
 fn hello(listener: &Listener, request: &StreamRequest) -> String {
-    serde_json::json!({
-        "type": "hello",
-        "session_id": &*listener.session.id,
-        "room": listener.session.room.as_deref(),
-        "sample_rate": crate::SAMPLE_RATE,
-        "channels": crate::CHANNELS,
-        "chunk_ms": crate::audio::CHUNK_MS,
-        "format": request.format,
-        "preset": listener.info.state.preset,
-        "params": listener.info.state.params,
-        "next_seq": listener.info.next_seq,
-        "server_version": env!("CARGO_PKG_VERSION"),
+    let state = &listener.info.state;
+    ServerMessage::Hello(Hello {
+        session_id: &listener.session.id,
+        room: listener.session.room.as_deref(),
+        sample_rate: crate::SAMPLE_RATE,
+        channels: crate::CHANNELS,
+        chunk_ms: crate::audio::CHUNK_MS,
+        format: request.format,
+        preset: state.preset.as_deref(),
+        params: &state.params,
+        next_seq: listener.info.next_seq,
+        server_version: env!("CARGO_PKG_VERSION"),
     })
-    .to_string()
+    .to_json()
 }
 
 async fn write_loop(
@@ -244,20 +247,88 @@ impl RateLimit {
     }
 }
 
+/// One listener's side of the conversation: a handler per client message,
+/// apart from the socket so that it can be driven directly.
+struct Client {
+    session: SessionHandle,
+    metrics: Arc<Metrics>,
+    /// The highest underrun count the client reported: its counter is
+    /// cumulative, the server's is a sum over clients.
+    underruns: u64,
+}
+
+impl Client {
+    /// The reply to one text message, if it has one. `Err` means the session
+    /// has ended and the connection should too.
+    async fn on_text(&mut self, text: &str) -> Result<Option<String>, SessionEnded> {
+        let reply = match protocol::parse(text) {
+            Err(e) => Some(self.error(&e)),
+            Ok(ClientMessage::Ping { t }) => Some(on_ping(t)),
+            Ok(ClientMessage::Stats(s)) => {
+                self.on_stats(&s);
+                None
+            }
+            Ok(ClientMessage::Control(change)) => self.on_control(change).await?,
+        };
+        Ok(reply)
+    }
+
+    fn error(&self, e: &ProtocolError) -> String {
+        self.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        e.to_json()
+    }
+
+    fn on_stats(&mut self, s: &ClientStats) {
+        let m = &self.metrics;
+        if let Some(v) = s.latency_ms {
+            m.record_client_latency_ms(v);
+        }
+        if let Some(v) = s.control_latency_ms {
+            m.record_control_latency_ms(v);
+        }
+        if let Some(v) = s.buffer_ms {
+            m.record_client_buffer_ms(v);
+        }
+        if let Some(u) = s.underruns {
+            let delta = u.saturating_sub(self.underruns);
+            m.client_underruns.fetch_add(delta, Ordering::Relaxed);
+            self.underruns = self.underruns.max(u);
+        }
+    }
+
+    /// The new parameters reach every listener (this one included) as a
+    /// `params` message from the session, so success has no reply here.
+    async fn on_control(&self, change: ParamChange) -> Result<Option<String>, SessionEnded> {
+        Ok(match self.session.control(change).await? {
+            Ok(_) => None,
+            Err(e) => {
+                Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))
+            }
+        })
+    }
+}
+
+fn on_ping(t: f64) -> String {
+    ServerMessage::Pong {
+        t,
+        server_time: unix_now(),
+    }
+    .to_json()
+}
+
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     replies: mpsc::Sender<Reply>,
-    session: crate::stream::session::SessionHandle,
+    session: SessionHandle,
     hub: Arc<Hub>,
     timeouts: Timeouts,
 ) {
-    let metrics = hub.metrics.clone();
-    let mut limit = RateLimit::new();
-    let mut last_underruns: Option<u64> = None;
-    let reply_error = |e: ProtocolError| {
-        metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-        Reply::Text(e.to_json())
+    let mut client = Client {
+        session,
+        metrics: hub.metrics.clone(),
+        underruns: 0,
     };
+    let mut limit = RateLimit::new();
     loop {
         let Ok(incoming) = tokio::time::timeout(timeouts.idle, stream.next()).await else {
             let reason = format!(
@@ -269,84 +340,50 @@ async fn read_loop(
             return;
         };
         let Some(incoming) = incoming else { return };
-        let text = match incoming {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Binary(_)) => {
-                let e = ProtocolError {
-                    code: "binary_not_supported",
-                    message: "the server accepts only JSON text messages from clients".into(),
-                };
-                if replies.try_send(reply_error(e)).is_err() {
-                    let reason = "message flood: replies are not being read".to_string();
-                    close_with(&replies, 1008, reason).await;
+        let reply = match incoming {
+            Ok(Message::Text(text)) => {
+                // The transport's own limit is far above this one, so a
+                // client that overshoots learns why it is closed.
+                if text.len() > MAX_CLIENT_MESSAGE {
+                    let reason = format!(
+                        "message of {} bytes is too big: the limit is {MAX_CLIENT_MESSAGE}",
+                        text.len()
+                    );
+                    close_with(&replies, 1009, reason).await;
                     drain(&mut stream).await;
                     return;
                 }
-                continue;
+                if !limit.allow() {
+                    if limit.rejected_in_a_row >= MAX_REJECTED {
+                        let reason =
+                            format!("message flood: more than {RATE_PER_SEC} messages per second");
+                        close_with(&replies, 1008, reason).await;
+                        drain(&mut stream).await;
+                        return;
+                    }
+                    let e = ProtocolError::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many messages: at most {RATE_PER_SEC} per second (bursts of {RATE_BURST})"
+                        ),
+                    );
+                    let _ = replies.try_send(Reply::Text(client.error(&e)));
+                    continue;
+                }
+                match client.on_text(&text).await {
+                    Ok(reply) => reply,
+                    Err(SessionEnded) => return,
+                }
             }
-            Ok(Message::Close(_)) => return,
-            Err(_) => return,
+            Ok(Message::Binary(_)) => Some(client.error(&ProtocolError::new(
+                ErrorCode::BinaryNotSupported,
+                "the server accepts only JSON text messages from clients",
+            ))),
+            Ok(Message::Close(_)) | Err(_) => return,
             Ok(_) => continue,
         };
-        if text.len() > MAX_CLIENT_MESSAGE {
-            let reason = format!(
-                "message of {} bytes is too big: the limit is {MAX_CLIENT_MESSAGE}",
-                text.len()
-            );
-            close_with(&replies, 1009, reason).await;
-            drain(&mut stream).await;
-            return;
-        }
-        if !limit.allow() {
-            if limit.rejected_in_a_row >= MAX_REJECTED {
-                let reason = format!("message flood: more than {RATE_PER_SEC} messages per second");
-                close_with(&replies, 1008, reason).await;
-                drain(&mut stream).await;
-                return;
-            }
-            let e = ProtocolError {
-                code: "rate_limited",
-                message: format!(
-                    "too many messages: at most {RATE_PER_SEC} per second (bursts of {RATE_BURST})"
-                ),
-            };
-            let _ = replies.try_send(reply_error(e));
-            continue;
-        }
-        let reply = match protocol::parse(&text) {
-            Err(e) => Some(reply_error(e)),
-            Ok(ClientMessage::Ping { t }) => Some(Reply::Text(
-                serde_json::json!({"type": "pong", "t": t, "server_time": unix_now()}).to_string(),
-            )),
-            Ok(ClientMessage::Stats(s)) => {
-                if let Some(v) = s.latency_ms {
-                    metrics.record_client_latency_ms(v);
-                }
-                if let Some(v) = s.control_latency_ms {
-                    metrics.record_control_latency_ms(v);
-                }
-                if let Some(v) = s.buffer_ms {
-                    metrics.record_client_buffer_ms(v);
-                }
-                if let Some(u) = s.underruns {
-                    let delta = u.saturating_sub(last_underruns.unwrap_or(0));
-                    metrics.client_underruns.fetch_add(delta, Ordering::Relaxed);
-                    last_underruns = Some(u.max(last_underruns.unwrap_or(0)));
-                }
-                None
-            }
-            Ok(ClientMessage::Control(change)) => match session.control(change).await {
-                // The new parameters reach every listener as a `params` message.
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(reply_error(ProtocolError {
-                    code: "invalid_params",
-                    message: e.to_string(),
-                })),
-                Err(_) => return,
-            },
-        };
         if let Some(r) = reply {
-            if replies.try_send(r).is_err() {
+            if replies.try_send(Reply::Text(r)).is_err() {
                 // Replies pile up faster than the client reads them: a flood.
                 let reason = "message flood: replies are not being read".to_string();
                 close_with(&replies, 1008, reason).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use auralis::server::{RunningServer, ServerConfig};
 use auralis::stream::HubConfig;
 use auralis::synth::{EngineSettings, FontSet};
+use auralis::wire::BinaryHeader;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -93,11 +94,11 @@ pub fn decode_audio(msg: &Message) -> Option<Audio> {
     use base64::Engine as _;
     match msg {
         Message::Binary(b) => {
-            assert_eq!(&b[0..4], b"AURA", "binary frames start with the magic");
+            let (header, pcm) = BinaryHeader::decode(b).expect("a well-formed binary frame");
             Some(Audio {
-                seq: u64::from_le_bytes(b[8..16].try_into().unwrap()),
-                timestamp: f64::from_le_bytes(b[16..24].try_into().unwrap()),
-                pcm: b[32..].to_vec(),
+                seq: header.seq,
+                timestamp: header.timestamp,
+                pcm: pcm.to_vec(),
             })
         }
         Message::Text(t) => {
