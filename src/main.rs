@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use auralis::music::change::ParamChange;
+use auralis::music::change::{ParamChange, RawValue};
+use auralis::music::params::{Domain, CONTROLS};
 use auralis::music::{Params, PRESETS};
 use auralis::offline;
 use auralis::synth::{EngineKind, FontSet};
@@ -99,38 +100,50 @@ impl FontArgs {
     }
 }
 
-#[derive(Args)]
-struct MusicArgs {
-    /// Preset to start from (see `auralis presets`).
-    #[arg(long, default_value = "focus")]
-    preset: String,
-    /// Tonic, e.g. D, F#, Bb.
-    #[arg(long)]
-    key: Option<String>,
-    /// Church mode, e.g. dorian, lydian, aeolian.
-    #[arg(long)]
-    mode: Option<String>,
-    /// Tempo, 40–120.
-    #[arg(long)]
-    bpm: Option<f32>,
-    /// 0–1: note density, velocity and register spread.
-    #[arg(long)]
-    intensity: Option<f32>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+/// The music flags: one per entry of the parameter table
+/// (`auralis::music::params::CONTROLS`), read by the same code as the
+/// stream's query string, so they accept and refuse the same values.
+struct MusicArgs(ParamChange);
 
 impl MusicArgs {
     fn params(&self) -> Result<Params> {
-        let change = ParamChange {
-            preset: Some(self.preset.clone()),
-            key: self.key.clone(),
-            mode: self.mode.clone(),
-            bpm: self.bpm,
-            intensity: self.intensity,
-            seed: Some(self.seed),
-        };
-        Ok(change.apply_to(&Params::default())?.0)
+        Ok(self.0.clone().resolve()?.0)
+    }
+}
+
+impl clap::FromArgMatches for MusicArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut change = ParamChange::default();
+        for c in &CONTROLS {
+            if let Some(v) = matches.get_one::<String>(c.name) {
+                change
+                    .set(c.name, RawValue::Text(v))
+                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))?;
+            }
+        }
+        Ok(Self(change))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for MusicArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        CONTROLS.iter().fold(cmd, |cmd, c| {
+            let help = match c.domain {
+                Domain::Number { .. } => format!("{} ({})", c.help, c.domain.expected()),
+                Domain::Preset => format!("{} [default: focus]", c.help),
+                _ => c.help.to_string(),
+            };
+            cmd.arg(clap::Arg::new(c.name).long(c.name).help(help))
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 

@@ -11,8 +11,9 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::music::params::decimal;
-use crate::music::PRESETS;
+use crate::music::params::{decimal, CONTROLS};
+use crate::music::presets::FOCUS;
+use crate::music::{Params, PRESETS};
 use crate::stream::Hub;
 
 pub async fn healthz() -> &'static str {
@@ -57,7 +58,27 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
             "max_rooms": hub.config().max_rooms,
         },
         "presets": presets,
+        "controls": controls(),
     }))
+}
+
+/// The parameter table as the web page builds its controls from it: each
+/// control's name, kind, range or choices, and the value a new stream has.
+fn controls() -> Vec<Value> {
+    let mut defaults = serde_json::to_value(Params::default()).unwrap_or_default();
+    defaults["preset"] = FOCUS.name.into();
+    CONTROLS
+        .iter()
+        .map(|c| {
+            let mut v = json!(c);
+            let choices = c.domain.choices();
+            if !choices.is_empty() {
+                v["values"] = choices.into();
+            }
+            v["default"] = defaults[c.name].clone();
+            v
+        })
+        .collect()
 }
 
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Json<Value> {

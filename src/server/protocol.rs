@@ -5,7 +5,8 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::music::change::ParamChange;
+use crate::music::change::{ParamChange, RawValue};
+use crate::music::params::control_names;
 use crate::wire::{ErrorCode, ServerMessage};
 
 /// Largest client message accepted; controls are a few hundred bytes. The
@@ -54,7 +55,6 @@ impl ProtocolError {
 }
 
 const TYPES: &str = "control, ping, stats";
-const CONTROL_FIELDS: &str = "preset, key, mode, bpm, intensity, seed";
 
 pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     let value: Value = serde_json::from_str(text)
@@ -113,7 +113,8 @@ fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError>
             return Err(ProtocolError::new(
                 ErrorCode::InvalidParams,
                 format!(
-                    "a control message needs \"params\": an object with any of {CONTROL_FIELDS}"
+                    "a control message needs \"params\": an object with any of {}",
+                    control_names()
                 ),
             ))
         }
@@ -121,32 +122,14 @@ fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError>
     let invalid = |m: String| ProtocolError::new(ErrorCode::InvalidParams, m);
     let mut change = ParamChange::default();
     for (name, v) in params {
-        match name.as_str() {
-            "preset" => change.preset = Some(string(v, "preset").map_err(invalid)?),
-            "key" => change.key = Some(string(v, "key").map_err(invalid)?),
-            "mode" => change.mode = Some(string(v, "mode").map_err(invalid)?),
-            "bpm" => change.bpm = Some(finite(v, "bpm", "a number from 40 to 120")? as f32),
-            "intensity" => {
-                change.intensity = Some(finite(v, "intensity", "a number from 0 to 1")? as f32)
-            }
-            "seed" => {
-                change.seed = Some(v.as_u64().ok_or_else(|| {
-                    invalid(format!(
-                        "seed must be a whole number from 0 to 2^53, got {v}"
-                    ))
-                })?)
-            }
-            other => {
-                return Err(invalid(format!(
-                    "unknown parameter \"{}\": allowed are {CONTROL_FIELDS}",
-                    truncate(other)
-                )))
-            }
-        }
+        change
+            .set(name, RawValue::Json(v))
+            .map_err(|e| invalid(e.to_string()))?;
     }
     if change.is_empty() {
         return Err(invalid(format!(
-            "\"params\" is empty: give any of {CONTROL_FIELDS}"
+            "\"params\" is empty: give any of {}",
+            control_names()
         )));
     }
     Ok(change)
@@ -201,12 +184,6 @@ fn only_fields(obj: &Map<String, Value>, allowed: &[&str]) -> Result<(), Protoco
         )),
         None => Ok(()),
     }
-}
-
-fn string(v: &Value, name: &str) -> Result<String, String> {
-    v.as_str()
-        .map(str::to_string)
-        .ok_or_else(|| format!("{name} must be a string, got {v}"))
 }
 
 fn finite(v: &Value, name: &str, expected: &str) -> Result<f64, ProtocolError> {
