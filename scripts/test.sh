@@ -10,7 +10,12 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features fluidsynth -- -D warnings
 cargo test --all-targets
-cargo test --features fluidsynth --test fluidsynth
+# The #[ignore]d tests that need a tool installed above (node, ffmpeg, the
+# fluidsynth command, FluidR3_GM); the Salamander ones that need the real
+# samples or an installed font stay for a run by hand.
+cargo test --test wire -- --ignored
+cargo test --test salamander -- --ignored --skip real_samples --skip the_installed_font
+cargo test --features fluidsynth --test fluidsynth -- --include-ignored
 if [ -f e2e/package.json ]; then
   cargo build --release --bin auralis
   (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)

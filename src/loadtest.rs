@@ -13,14 +13,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::rss;
 use crate::stream::metrics::Percentiles;
+use crate::stream::DEFAULT_LEAD_CHUNKS as LEAD_CHUNKS;
 use crate::wire::BinaryHeader;
 
 /// A chunk arriving this much later than the stream's schedule would drain
 /// the smallest client buffer tier (300 ms) to empty.
 const LATE_MS: f64 = 300.0;
-/// Chunks the server sends ahead of the wall clock at the start.
-const LEAD_CHUNKS: u64 = 2;
 /// A listener that hears nothing for this long counts as dropped.
 const SILENCE: Duration = Duration::from_secs(5);
 
@@ -78,7 +78,7 @@ struct ListenerResult {
 }
 
 pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
-    let cpu_start = config.server_pid.and_then(cpu_ticks);
+    let cpu_start = config.server_pid.and_then(rss::cpu_seconds_of);
     let started = Instant::now();
     let end = started + config.ramp + config.duration;
     let mut tasks = Vec::with_capacity(config.listeners);
@@ -101,15 +101,14 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
         results.push(t.await.unwrap_or_default());
     }
     let wall = started.elapsed();
-    let cpu_end = config.server_pid.and_then(cpu_ticks);
+    let cpu_end = config.server_pid.and_then(rss::cpu_seconds_of);
     let server_synthesis_ms = http_get(config.addr, "/api/metrics")
         .await
         .ok()
         .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
         .and_then(|m| serde_json::from_value(m["synthesis_ms_per_chunk"].clone()).ok());
     let server_cpu_percent = match (cpu_start, cpu_end) {
-        // Linux reports CPU time in USER_HZ ticks, 100 per second.
-        (Some(a), Some(b)) => Some((b - a) as f64 / 100.0 / wall.as_secs_f64() * 100.0),
+        (Some(a), Some(b)) => Some((b - a) / wall.as_secs_f64() * 100.0),
         _ => None,
     };
     let mut inter: Vec<f64> = results
@@ -132,15 +131,9 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
             .fold(0.0, f64::max),
         interarrival_ms,
         server_cpu_percent,
-        server_rss_mb: config
-            .server_pid
-            .and_then(|p| proc_status_kb(p, "VmRSS:"))
-            .map(|kb| kb as f64 / 1024.0),
+        server_rss_mb: config.server_pid.and_then(rss::rss_mb_of),
         server_synthesis_ms,
-        server_peak_rss_mb: config
-            .server_pid
-            .and_then(|p| proc_status_kb(p, "VmHWM:"))
-            .map(|kb| kb as f64 / 1024.0),
+        server_peak_rss_mb: config.server_pid.and_then(rss::peak_rss_mb_of),
     }
 }
 
@@ -186,32 +179,20 @@ async fn listen(url: &str, end: tokio::time::Instant) -> ListenerResult {
     r
 }
 
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Starts `auralis serve` (this same binary) on a free loopback port and
 /// waits until it says where it listens.
 pub fn spawn_server(extra_args: &[String]) -> Result<(Child, SocketAddr), LoadtestError> {
     let exe = std::env::current_exe().map_err(LoadtestError::Spawn)?;
+    spawn_server_at(&exe, extra_args)
+}
+
+/// Starts the `auralis` binary at `exe` as a server on a free loopback
+/// port and waits until it says where it listens. Its stderr is drained for
+/// as long as it runs, so it never blocks on a full pipe.
+pub fn spawn_server_at(
+    exe: &std::path::Path,
+    extra_args: &[String],
+) -> Result<(Child, SocketAddr), LoadtestError> {
     let mut child = Command::new(exe)
         .args(["serve", "--host", "127.0.0.1", "--port", "0"])
         .args(extra_args)
@@ -226,16 +207,14 @@ pub fn spawn_server(extra_args: &[String]) -> Result<(Child, SocketAddr), Loadte
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(addr.trim_end_matches('/').to_string());
+            if let Some(addr) = crate::server::listening_addr(&line) {
+                let _ = tx.send(addr);
             }
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .ok_or(LoadtestError::NoAddress)?;
+        .map_err(|_| LoadtestError::NoAddress)?;
     Ok((child, addr))
 }
 

@@ -309,7 +309,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_sessions: args.max_sessions,
             max_rooms: args.max_rooms,
             queue_chunks: usize::from(args.queue_chunks),
-            lead_chunks: 2,
+            lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
         },
     };
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))

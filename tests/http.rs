@@ -63,6 +63,14 @@ async fn metrics_in_json_and_prometheus_text() {
     assert!(text.contains("# TYPE auralis_chunks_sent_total counter"));
     assert!(text.contains("auralis_listeners 1"));
     assert!(text.contains("auralis_synthesis_seconds{quantile=\"0.99\"}"));
+    for name in [
+        "render_threads",
+        "listener_queue_capacity_chunks",
+        "client_buffer_seconds",
+        "peak_resident_memory_bytes",
+    ] {
+        assert!(text.contains(&format!("# TYPE auralis_{name} ")), "{name}");
+    }
     server.shutdown().await.unwrap();
 }
 

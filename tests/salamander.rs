@@ -4,9 +4,10 @@
 //! CI cannot download the real samples, so the test makes its own: sine
 //! tones at known pitches, encoded as Ogg Vorbis by `ffmpeg` (there is no
 //! pure-Rust Vorbis encoder) and named like the npm package's files. Without
-//! `ffmpeg` the fixture tests are skipped with a message. When the real
-//! samples are at hand (`SALAMANDER_SAMPLES=DIR`, or an installed font),
-//! they are checked too.
+//! `ffmpeg` the fixture tests cannot run, so they are `#[ignore]`d and
+//! scripts/test.sh runs them (it installs ffmpeg). The real samples
+//! (`SALAMANDER_SAMPLES=DIR`, or an installed font) have ignored tests of
+//! their own, run by hand where the samples are.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -43,12 +44,12 @@ fn hz(key: u8) -> f64 {
     440.0 * 2f64.powf((f64::from(key) - 69.0) / 12.0)
 }
 
-/// Writes the fixture OGG files into a fresh directory, or explains why not.
-fn fixture() -> Option<tempfile::TempDir> {
-    if !has("ffmpeg") {
-        eprintln!("skipped: ffmpeg is not installed, so no Ogg Vorbis fixture can be made (scripts/install-deps.sh installs it)");
-        return None;
-    }
+/// Writes the fixture OGG files into a fresh directory.
+fn fixture() -> tempfile::TempDir {
+    assert!(
+        has("ffmpeg"),
+        "ffmpeg is not installed, so no Ogg Vorbis fixture can be made (scripts/install-deps.sh installs it)"
+    );
     let dir = tempfile::tempdir().unwrap();
     for &(name, key) in FIXTURE {
         let source = format!("sine=frequency={}:sample_rate=48000:duration=3", hz(key));
@@ -65,7 +66,7 @@ fn fixture() -> Option<tempfile::TempDir> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    Some(dir)
+    dir
 }
 
 /// Renders `key` for `seconds` with reverb off and returns the left channel.
@@ -106,8 +107,9 @@ fn parse(bytes: &[u8]) -> Arc<SoundFont> {
 }
 
 #[test]
+#[ignore = "needs ffmpeg for its fixture; scripts/test.sh runs it"]
 fn fixture_notes_play_in_tune_between_and_beyond_the_roots() {
-    let Some(dir) = fixture() else { return };
+    let dir = fixture();
     let (bytes, report) = build_font(dir.path(), "test fixture").unwrap();
     assert_eq!(report.samples, FIXTURE.len());
     assert!(report.stereo);
@@ -142,8 +144,9 @@ fn fixture_notes_play_in_tune_between_and_beyond_the_roots() {
 }
 
 #[test]
+#[ignore = "needs ffmpeg for its fixture; scripts/test.sh runs it"]
 fn notes_fade_on_release_instead_of_cutting() {
-    let Some(dir) = fixture() else { return };
+    let dir = fixture();
     let (bytes, _) = build_font(dir.path(), "test fixture").unwrap();
     let font = parse(&bytes);
     let mut settings = SynthesizerSettings::new(RATE);
@@ -181,8 +184,9 @@ fn notes_fade_on_release_instead_of_cutting() {
 }
 
 #[test]
+#[ignore = "needs ffmpeg for its fixture; scripts/test.sh runs it"]
 fn velocity_changes_loudness() {
-    let Some(dir) = fixture() else { return };
+    let dir = fixture();
     let (bytes, _) = build_font(dir.path(), "test fixture").unwrap();
     let font = parse(&bytes);
     let level = |velocity: i32| {
@@ -202,8 +206,9 @@ fn velocity_changes_loudness() {
 }
 
 #[test]
+#[ignore = "needs ffmpeg for its fixture; scripts/test.sh runs it"]
 fn the_written_font_is_found_and_credited() {
-    let Some(dir) = fixture() else { return };
+    let dir = fixture();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("fonts").join(SALAMANDER_FILE_NAME);
     let report = write_font(dir.path(), "test fixture", &out).unwrap();
@@ -225,12 +230,13 @@ fn the_written_font_is_found_and_credited() {
 }
 
 #[test]
-fn fluidsynth_loads_the_font_when_installed() {
-    let Some(dir) = fixture() else { return };
-    if !fluidsynth_check::installed() {
-        eprintln!("skipped: fluidsynth is not installed");
-        return;
-    }
+#[ignore = "needs ffmpeg and the fluidsynth command; scripts/test.sh runs it"]
+fn fluidsynth_loads_the_font() {
+    assert!(
+        fluidsynth_check::installed(),
+        "the fluidsynth command is not installed (scripts/install-deps.sh installs it)"
+    );
+    let dir = fixture();
     let (bytes, _) = build_font(dir.path(), "test fixture").unwrap();
     let font = dir.path().join("fixture.sf2");
     std::fs::write(&font, bytes).unwrap();
@@ -241,19 +247,13 @@ fn fluidsynth_loads_the_font_when_installed() {
 /// Keys across the fixture's range and beyond both ends.
 const CHECK_KEYS: &[u8] = &[33, 45, 50, 57, 60, 72, 100];
 
-/// The real samples, from `SALAMANDER_SAMPLES=DIR`.
-fn real_samples() -> Option<PathBuf> {
-    std::env::var_os("SALAMANDER_SAMPLES")
+#[test]
+#[ignore = "needs SALAMANDER_SAMPLES=DIR, the npm package's audio directory"]
+fn real_samples_build_a_full_keyboard() {
+    let dir = std::env::var_os("SALAMANDER_SAMPLES")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
-}
-
-#[test]
-fn real_samples_build_a_full_keyboard_when_present() {
-    let Some(dir) = real_samples() else {
-        eprintln!("skipped: set SALAMANDER_SAMPLES to the package's audio directory to check the real samples");
-        return;
-    };
+        .expect("SALAMANDER_SAMPLES names the package's audio directory");
     let (bytes, report) = build_font(&dir, "SALAMANDER_SAMPLES").unwrap();
     assert_eq!(report.samples, 30);
     assert_eq!(report.roots, (21, 108));
@@ -265,13 +265,12 @@ fn real_samples_build_a_full_keyboard_when_present() {
 }
 
 #[test]
-fn the_installed_font_plays_when_present() {
-    let Some(path) = installed_paths().into_iter().find(|p| p.is_file()) else {
-        eprintln!(
-            "skipped: no installed Salamander font (scripts/install-salamander.sh builds one)"
-        );
-        return;
-    };
+#[ignore = "needs an installed Salamander font (scripts/install-salamander.sh builds one)"]
+fn the_installed_font_plays() {
+    let path = installed_paths()
+        .into_iter()
+        .find(|p| p.is_file())
+        .expect("an installed Salamander font (scripts/install-salamander.sh builds one)");
     let loaded = load_file(&path, FontSource::System).unwrap();
     assert_eq!(loaded.info.attribution, SALAMANDER_ATTRIBUTION);
     check_real_font(&loaded.font);

@@ -9,3 +9,7 @@ pub mod renderer;
 pub mod session;
 
 pub use hub::{Hub, HubConfig, JoinError, Listener};
+
+/// Chunks a session renders ahead of the wall clock: 200 ms of audio that
+/// a new listener receives at once, so its player can start without waiting.
+pub const DEFAULT_LEAD_CHUNKS: u64 = 2;

@@ -39,7 +39,7 @@ pub fn config() -> ServerConfig {
             max_sessions: 50,
             max_rooms: 10,
             queue_chunks: 20,
-            lead_chunks: 2,
+            lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
         },
     }
 }
