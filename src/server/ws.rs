@@ -418,3 +418,102 @@ async fn close_with(replies: &mpsc::Sender<Reply>, code: u16, reason: String) {
 /// between `MAX_CLIENT_MESSAGE` and this, the client gets a 1009 close with
 /// a reason.
 pub const TRANSPORT_MAX_MESSAGE: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::session_tests::{join, next_text, tone_hub};
+
+    fn client(hub: &Hub, listener: &Listener) -> Client {
+        Client {
+            session: listener.session.clone(),
+            metrics: hub.metrics.clone(),
+            underruns: 0,
+        }
+    }
+
+    fn json(reply: Option<String>) -> serde_json::Value {
+        serde_json::from_str(&reply.expect("a reply")).expect("JSON")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ping_is_answered_with_the_clients_time() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        let pong = json(c.on_text(r#"{"type":"ping","t":12.5}"#).await.unwrap());
+        assert_eq!(pong["type"], "pong");
+        assert_eq!(pong["t"], 12.5);
+        assert!(pong["server_time"].as_f64().unwrap() > 1.6e9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stats_feed_the_metrics_and_underruns_count_once() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        for text in [
+            r#"{"type":"stats","underruns":3,"latency_ms":400,"buffer_ms":300}"#,
+            r#"{"type":"stats","underruns":5,"control_latency_ms":250}"#,
+            r#"{"type":"stats","underruns":2}"#,
+        ] {
+            assert_eq!(c.on_text(text).await.unwrap(), None, "stats have no reply");
+        }
+        let m = &hub.metrics;
+        assert_eq!(m.client_underruns.load(Ordering::Relaxed), 5);
+        assert_eq!(m.client_latency_ms().count, 1);
+        assert_eq!(m.control_latency_ms().p50, 250.0);
+        assert_eq!(m.client_buffer_ms().p50, 300.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_control_reaches_the_session_and_a_bad_one_gets_an_error() {
+        let (hub, _) = tone_hub(20, 2);
+        let mut l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        let ok = c
+            .on_text(r#"{"type":"control","params":{"key":"F","mode":"lydian"}}"#)
+            .await
+            .unwrap();
+        assert_eq!(ok, None, "the session answers everyone with `params`");
+        let params = next_text(&mut l).await;
+        assert_eq!(
+            (params["key"].as_str(), params["mode"].as_str()),
+            (Some("F"), Some("lydian"))
+        );
+        let err = json(
+            c.on_text(r#"{"type":"control","params":{"bpm":500}}"#)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(err["type"], "error");
+        assert_eq!(err["code"], "invalid_params");
+        assert!(
+            err["message"].as_str().unwrap().contains("40 to 120"),
+            "{err}"
+        );
+        let err = json(c.on_text("nonsense").await.unwrap());
+        assert_eq!(err["code"], "invalid_json");
+        assert_eq!(hub.metrics.protocol_errors.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_control_after_the_session_ended_ends_the_connection() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        hub.shutdown.cancel();
+        l.leave().await;
+        let mut ended = false;
+        for _ in 0..100 {
+            if c.session.is_closed() {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ended, "the session task stopped");
+        let r = c.on_text(r#"{"type":"control","params":{"bpm":70}}"#).await;
+        assert!(matches!(r, Err(SessionEnded)));
+    }
+}

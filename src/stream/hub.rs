@@ -16,7 +16,10 @@ use super::session::{
     self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
 };
 use crate::music::Params;
-use crate::synth::{EngineSettings, FontSet, RustyEngine};
+use crate::synth::{Engine, EngineSettings, FontSet, RustyEngine};
+
+/// Builds the synthesizer of each new session.
+pub type EngineFactory = Box<dyn Fn(&HubConfig) -> Box<dyn Engine> + Send + Sync>;
 
 #[derive(Clone)]
 pub struct HubConfig {
@@ -73,6 +76,7 @@ impl Drop for Listener {
 
 pub struct Hub {
     config: HubConfig,
+    make_engine: EngineFactory,
     pool: Arc<RenderPool>,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
@@ -85,9 +89,24 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose sessions play the configured SoundFonts with rustysynth.
     pub fn new(config: HubConfig, render_threads: usize, shutdown: CancellationToken) -> Arc<Self> {
+        let rusty: EngineFactory =
+            Box::new(|c: &HubConfig| Box::new(RustyEngine::new(&c.fonts, c.engine)));
+        Self::with_engine(config, render_threads, shutdown, rusty)
+    }
+
+    /// A hub whose sessions get their synthesizer from `make_engine` (tests
+    /// give a signal generator, so session logic is checked without fonts).
+    pub fn with_engine(
+        config: HubConfig,
+        render_threads: usize,
+        shutdown: CancellationToken,
+        make_engine: EngineFactory,
+    ) -> Arc<Self> {
         Arc::new(Self {
             config,
+            make_engine,
             pool: Arc::new(RenderPool::new(render_threads)),
             metrics: Arc::new(Metrics::new()),
             shutdown,
@@ -247,7 +266,7 @@ impl Hub {
             });
         }
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
-        let engine = Box::new(RustyEngine::new(&self.config.fonts, self.config.engine));
+        let engine = (self.make_engine)(&self.config);
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),

@@ -7,8 +7,10 @@ pub mod opus;
 pub mod pool;
 pub mod renderer;
 pub mod session;
+#[cfg(test)]
+pub(crate) mod session_tests;
 
-pub use hub::{Hub, HubConfig, JoinError, Listener};
+pub use hub::{EngineFactory, Hub, HubConfig, JoinError, Listener};
 
 /// Chunks a session renders ahead of the wall clock: 200 ms of audio that
 /// a new listener receives at once, so its player can start without waiting.
