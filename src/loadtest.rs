@@ -58,6 +58,53 @@ pub struct LoadtestReport {
     pub server_synthesis_ms: Option<Percentiles>,
 }
 
+impl std::fmt::Display for LoadtestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let room = self
+            .room
+            .as_ref()
+            .map(|x| format!(", all in room {x}"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "listeners        {} ({} connected){room}",
+            self.listeners, self.connected
+        )?;
+        writeln!(
+            f,
+            "duration         {:.0} s, {} chunks received",
+            self.seconds, self.chunks
+        )?;
+        writeln!(f, "gaps             {}", self.gaps)?;
+        writeln!(f, "dropped          {}", self.dropped)?;
+        writeln!(
+            f,
+            "late (> 300 ms)  {}  (worst {:.0} ms behind schedule)",
+            self.late_chunks, self.max_lateness_ms
+        )?;
+        let i = &self.interarrival_ms;
+        writeln!(
+            f,
+            "inter-arrival    p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            i.p50, i.p99, i.max
+        )?;
+        if let Some(cpu) = self.server_cpu_percent {
+            writeln!(f, "server CPU       {cpu:.0} % (of one core)")?;
+        }
+        if let Some(s) = &self.server_synthesis_ms {
+            writeln!(
+                f,
+                "synthesis        p50 {:.2} ms  p99 {:.2} ms per 100 ms chunk (server's own figure)",
+                s.p50, s.p99
+            )?;
+        }
+        if let (Some(rss), Some(peak)) = (self.server_rss_mb, self.server_peak_rss_mb) {
+            writeln!(f, "server RSS       {rss:.0} MB (peak {peak:.0} MB)")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadtestError {
     #[error("cannot start the server: {0}")]
@@ -257,4 +304,40 @@ fn dechunk(mut rest: &str) -> String {
         rest = tail[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_prints_what_it_measured_and_nothing_it_did_not() {
+        let report = LoadtestReport {
+            listeners: 3,
+            connected: 2,
+            room: Some("lobby".into()),
+            seconds: 5.0,
+            chunks: 120,
+            gaps: 1,
+            dropped: 1,
+            late_chunks: 0,
+            max_lateness_ms: 12.0,
+            interarrival_ms: Percentiles::of(&mut [99.0, 100.0, 101.0]),
+            server_cpu_percent: Some(12.0),
+            server_rss_mb: None,
+            server_peak_rss_mb: None,
+            server_synthesis_ms: None,
+        };
+        let text = report.to_string();
+        assert!(
+            text.contains("3 (2 connected), all in room lobby"),
+            "{text}"
+        );
+        assert!(text.contains("p50 100.0 ms"), "{text}");
+        assert!(text.contains("server CPU       12 %"), "{text}");
+        assert!(
+            !text.contains("RSS") && !text.contains("synthesis"),
+            "{text}"
+        );
+    }
 }

@@ -356,47 +356,7 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
         let _ = c.kill();
         let _ = c.wait();
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let r = &report;
-        println!(
-            "listeners        {} ({} connected){}",
-            r.listeners,
-            r.connected,
-            r.room
-                .as_ref()
-                .map(|x| format!(", all in room {x}"))
-                .unwrap_or_default()
-        );
-        println!(
-            "duration         {:.0} s, {} chunks received",
-            r.seconds, r.chunks
-        );
-        println!("gaps             {}", r.gaps);
-        println!("dropped          {}", r.dropped);
-        println!(
-            "late (> 300 ms)  {}  (worst {:.0} ms behind schedule)",
-            r.late_chunks, r.max_lateness_ms
-        );
-        println!(
-            "inter-arrival    p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-            r.interarrival_ms.p50, r.interarrival_ms.p99, r.interarrival_ms.max
-        );
-        if let Some(cpu) = r.server_cpu_percent {
-            println!("server CPU       {cpu:.0} % (of one core)");
-        }
-        if let Some(s) = &r.server_synthesis_ms {
-            println!(
-                "synthesis        p50 {:.2} ms  p99 {:.2} ms per 100 ms chunk (server's own figure)",
-                s.p50, s.p99
-            );
-        }
-        if let (Some(rss), Some(peak)) = (r.server_rss_mb, r.server_peak_rss_mb) {
-            println!("server RSS       {rss:.0} MB (peak {peak:.0} MB)");
-        }
-    }
-    Ok(())
+    print_report(&report, args.json)
 }
 
 fn soak(args: SoakArgs) -> Result<()> {
@@ -410,21 +370,16 @@ fn soak(args: SoakArgs) -> Result<()> {
         args.hours.clamp(0.001, 1000.0),
         threads,
     );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    print_report(&report, args.json)
+}
+
+/// A report as pretty JSON, or as its `Display` text.
+fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{report}");
     }
-    println!(
-        "sessions         {} × {:.1} h of audio",
-        report.sessions, report.audio_hours_per_session
-    );
-    println!("wall time        {:.0} s", report.wall_seconds);
-    println!("RSS warm         {:.1} MB", report.rss_warm_mb);
-    println!(
-        "RSS end          {:.1} MB (growth {:+.2} MB)",
-        report.rss_end_mb, report.growth_mb
-    );
-    println!("RSS peak         {:.1} MB", report.rss_peak_mb);
     Ok(())
 }
 
