@@ -83,7 +83,16 @@ pub enum Domain {
     /// A church mode's name.
     Mode,
     /// A number from `min` to `max`; `step` is the resolution a slider needs.
-    Number { min: f32, max: f32, step: f32 },
+    /// In JSON as the decimals they were written as: a slider stepping by
+    /// 0.009999999776 would land beside every value a listener means.
+    Number {
+        #[serde(serialize_with = "serialize_decimal")]
+        min: f32,
+        #[serde(serialize_with = "serialize_decimal")]
+        max: f32,
+        #[serde(serialize_with = "serialize_decimal")]
+        step: f32,
+    },
     /// A whole number from 0 to `u64::MAX`.
     Seed,
 }
@@ -292,6 +301,7 @@ mod tests {
         let json = serde_json::to_value(control("intensity").unwrap()).unwrap();
         assert_eq!(json["type"], "number");
         assert_eq!(json["max"], 1.0);
+        assert_eq!(json["step"], 0.01, "decimal, not 0.009999999776");
     }
 
     #[test]
