@@ -278,14 +278,30 @@ describe('measurements (measure.js)', () => {
 });
 
 describe('settings (settings.js)', () => {
-  test('stored values are validated; the query carries them all', async () => {
+  // The server's parameter table as /api/status sends it (see tests/http.rs).
+  const CONTROLS = [
+    { name: 'preset', type: 'preset', values: ['focus', 'calm'], default: 'focus' },
+    { name: 'key', type: 'key', values: ['C', 'C#', 'D', 'F'], default: 'D' },
+    { name: 'mode', type: 'mode', values: ['dorian', 'lydian'], default: 'dorian' },
+    { name: 'bpm', type: 'number', min: 40, max: 120, step: 1, default: 60 },
+    { name: 'intensity', type: 'number', min: 0, max: 1, step: 0.01, default: 0.5 },
+    { name: 'seed', type: 'seed', default: 0 },
+  ];
+
+  test('stored values are validated against the server table; the query carries them all', async () => {
     const store = new Map();
     globalThis.localStorage = {
       getItem: (k) => store.get(k) ?? null,
       setItem: (k, v) => store.set(k, v),
     };
     try {
-      const { DEFAULTS, loadSettings, saveSettings, streamQuery } = await web('settings.js');
+      const { defaults, loadSettings, saveSettings, streamQuery, useControls } = await web('settings.js');
+      useControls([]);
+      assert.deepEqual(loadSettings(), { volume: 0.8 }, 'before the table only the volume is known');
+      assert.equal(streamQuery(loadSettings(), 'binary').toString(), 'format=binary');
+      useControls(CONTROLS);
+      const DEFAULTS = defaults();
+      assert.deepEqual(DEFAULTS, { preset: 'focus', key: 'D', mode: 'dorian', bpm: 60, intensity: 0.5, volume: 0.8 });
       assert.deepEqual(loadSettings(), DEFAULTS);
       saveSettings({ ...DEFAULTS, key: 'F', bpm: 90 });
       assert.equal(loadSettings().bpm, 90);

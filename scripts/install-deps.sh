@@ -25,6 +25,8 @@ if ! $build_only; then
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
   # The SF2 writer's tests also check that the fluidsynth command loads our fonts.
   command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+  # FluidR3_GM: tests/fluidsynth.rs compares the engines on it.
+  [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
   # libfluidsynth for the `fluidsynth` cargo feature (its tests and benches).
   if [ ! -f /usr/include/fluidsynth.h ] ||
     { command -v pkg-config >/dev/null 2>&1 && ! pkg-config --exists fluidsynth; }; then

@@ -10,8 +10,13 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features fluidsynth -- -D warnings
 cargo test --all-targets
-cargo test --features fluidsynth --test fluidsynth
-# Both engines on FluidR3_GM too (its tests are ignored where the font may be missing).
+# The #[ignore]d tests that need a tool installed above (node, ffmpeg, the
+# fluidsynth command, FluidR3_GM); the Salamander ones that need the real
+# samples or an installed font stay for a run by hand.
+cargo test --test wire -- --ignored
+cargo test --test sound -- --ignored
+cargo test --features fluidsynth --test fluidsynth -- --include-ignored
+# Both engines on FluidR3_GM too.
 cargo test --features fluidsynth --test continuity -- --include-ignored
 cargo build --release --features fluidsynth --bin auralis
 # Where synthesis stands (printed, not asserted): ms per 32 s phrase for each

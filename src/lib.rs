@@ -15,6 +15,7 @@ pub mod server;
 pub mod soak;
 pub mod stream;
 pub mod synth;
+pub mod wire;
 
 /// Every stage runs at one rate, so event times are plain frame counts.
 pub const SAMPLE_RATE: u32 = 44_100;

@@ -13,13 +13,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::rss;
 use crate::stream::metrics::Percentiles;
+use crate::stream::DEFAULT_LEAD_CHUNKS as LEAD_CHUNKS;
+use crate::wire::BinaryHeader;
 
 /// A chunk arriving this much later than the stream's schedule would drain
 /// the smallest client buffer tier (300 ms) to empty.
 const LATE_MS: f64 = 300.0;
-/// Chunks the server sends ahead of the wall clock at the start.
-const LEAD_CHUNKS: u64 = 2;
 /// A listener that hears nothing for this long counts as dropped.
 const SILENCE: Duration = Duration::from_secs(5);
 
@@ -57,6 +58,53 @@ pub struct LoadtestReport {
     pub server_synthesis_ms: Option<Percentiles>,
 }
 
+impl std::fmt::Display for LoadtestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let room = self
+            .room
+            .as_ref()
+            .map(|x| format!(", all in room {x}"))
+            .unwrap_or_default();
+        writeln!(
+            f,
+            "listeners        {} ({} connected){room}",
+            self.listeners, self.connected
+        )?;
+        writeln!(
+            f,
+            "duration         {:.0} s, {} chunks received",
+            self.seconds, self.chunks
+        )?;
+        writeln!(f, "gaps             {}", self.gaps)?;
+        writeln!(f, "dropped          {}", self.dropped)?;
+        writeln!(
+            f,
+            "late (> 300 ms)  {}  (worst {:.0} ms behind schedule)",
+            self.late_chunks, self.max_lateness_ms
+        )?;
+        let i = &self.interarrival_ms;
+        writeln!(
+            f,
+            "inter-arrival    p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+            i.p50, i.p99, i.max
+        )?;
+        if let Some(cpu) = self.server_cpu_percent {
+            writeln!(f, "server CPU       {cpu:.0} % (of one core)")?;
+        }
+        if let Some(s) = &self.server_synthesis_ms {
+            writeln!(
+                f,
+                "synthesis        p50 {:.2} ms  p99 {:.2} ms per 100 ms chunk (server's own figure)",
+                s.p50, s.p99
+            )?;
+        }
+        if let (Some(rss), Some(peak)) = (self.server_rss_mb, self.server_peak_rss_mb) {
+            writeln!(f, "server RSS       {rss:.0} MB (peak {peak:.0} MB)")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadtestError {
     #[error("cannot start the server: {0}")]
@@ -77,7 +125,7 @@ struct ListenerResult {
 }
 
 pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
-    let cpu_start = config.server_pid.and_then(cpu_ticks);
+    let cpu_start = config.server_pid.and_then(rss::cpu_seconds_of);
     let started = Instant::now();
     let end = started + config.ramp + config.duration;
     let mut tasks = Vec::with_capacity(config.listeners);
@@ -100,15 +148,14 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
         results.push(t.await.unwrap_or_default());
     }
     let wall = started.elapsed();
-    let cpu_end = config.server_pid.and_then(cpu_ticks);
+    let cpu_end = config.server_pid.and_then(rss::cpu_seconds_of);
     let server_synthesis_ms = http_get(config.addr, "/api/metrics")
         .await
         .ok()
         .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
         .and_then(|m| serde_json::from_value(m["synthesis_ms_per_chunk"].clone()).ok());
     let server_cpu_percent = match (cpu_start, cpu_end) {
-        // Linux reports CPU time in USER_HZ ticks, 100 per second.
-        (Some(a), Some(b)) => Some((b - a) as f64 / 100.0 / wall.as_secs_f64() * 100.0),
+        (Some(a), Some(b)) => Some((b - a) / wall.as_secs_f64() * 100.0),
         _ => None,
     };
     let mut inter: Vec<f64> = results
@@ -131,15 +178,9 @@ pub async fn run(config: &LoadtestConfig) -> LoadtestReport {
             .fold(0.0, f64::max),
         interarrival_ms,
         server_cpu_percent,
-        server_rss_mb: config
-            .server_pid
-            .and_then(|p| proc_status_kb(p, "VmRSS:"))
-            .map(|kb| kb as f64 / 1024.0),
+        server_rss_mb: config.server_pid.and_then(rss::rss_mb_of),
         server_synthesis_ms,
-        server_peak_rss_mb: config
-            .server_pid
-            .and_then(|p| proc_status_kb(p, "VmHWM:"))
-            .map(|kb| kb as f64 / 1024.0),
+        server_peak_rss_mb: config.server_pid.and_then(rss::peak_rss_mb_of),
     }
 }
 
@@ -163,11 +204,7 @@ async fn listen(url: &str, end: tokio::time::Instant) -> ListenerResult {
             }
         };
         let Message::Binary(b) = msg else { continue };
-        let Some(seq) = b
-            .get(8..16)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_le_bytes)
-        else {
+        let Ok((BinaryHeader { seq, .. }, _)) = BinaryHeader::decode(&b) else {
             continue;
         };
         let now = Instant::now();
@@ -189,32 +226,20 @@ async fn listen(url: &str, end: tokio::time::Instant) -> ListenerResult {
     r
 }
 
-fn cpu_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// Starts `auralis serve` (this same binary) on a free loopback port and
 /// waits until it says where it listens.
 pub fn spawn_server(extra_args: &[String]) -> Result<(Child, SocketAddr), LoadtestError> {
     let exe = std::env::current_exe().map_err(LoadtestError::Spawn)?;
+    spawn_server_at(&exe, extra_args)
+}
+
+/// Starts the `auralis` binary at `exe` as a server on a free loopback
+/// port and waits until it says where it listens. Its stderr is drained for
+/// as long as it runs, so it never blocks on a full pipe.
+pub fn spawn_server_at(
+    exe: &std::path::Path,
+    extra_args: &[String],
+) -> Result<(Child, SocketAddr), LoadtestError> {
     let mut child = Command::new(exe)
         .args(["serve", "--host", "127.0.0.1", "--port", "0"])
         .args(extra_args)
@@ -229,16 +254,14 @@ pub fn spawn_server(extra_args: &[String]) -> Result<(Child, SocketAddr), Loadte
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(addr) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(addr.trim_end_matches('/').to_string());
+            if let Some(addr) = crate::server::listening_addr(&line) {
+                let _ = tx.send(addr);
             }
         }
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(30))
-        .ok()
-        .and_then(|a| a.parse().ok())
-        .ok_or(LoadtestError::NoAddress)?;
+        .map_err(|_| LoadtestError::NoAddress)?;
     Ok((child, addr))
 }
 
@@ -281,4 +304,40 @@ fn dechunk(mut rest: &str) -> String {
         rest = tail[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_prints_what_it_measured_and_nothing_it_did_not() {
+        let report = LoadtestReport {
+            listeners: 3,
+            connected: 2,
+            room: Some("lobby".into()),
+            seconds: 5.0,
+            chunks: 120,
+            gaps: 1,
+            dropped: 1,
+            late_chunks: 0,
+            max_lateness_ms: 12.0,
+            interarrival_ms: Percentiles::of(&mut [99.0, 100.0, 101.0]),
+            server_cpu_percent: Some(12.0),
+            server_rss_mb: None,
+            server_peak_rss_mb: None,
+            server_synthesis_ms: None,
+        };
+        let text = report.to_string();
+        assert!(
+            text.contains("3 (2 connected), all in room lobby"),
+            "{text}"
+        );
+        assert!(text.contains("p50 100.0 ms"), "{text}");
+        assert!(text.contains("server CPU       12 %"), "{text}");
+        assert!(
+            !text.contains("RSS") && !text.contains("synthesis"),
+            "{text}"
+        );
+    }
 }

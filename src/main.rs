@@ -6,7 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use auralis::music::change::ParamChange;
+use auralis::music::change::{ParamChange, RawValue};
+use auralis::music::params::{Domain, CONTROLS};
 use auralis::music::{Params, PRESETS};
 use auralis::offline;
 use auralis::synth::{EngineKind, FontSet};
@@ -104,38 +105,50 @@ impl FontArgs {
     }
 }
 
-#[derive(Args)]
-struct MusicArgs {
-    /// Preset to start from (see `auralis presets`).
-    #[arg(long, default_value = "focus")]
-    preset: String,
-    /// Tonic, e.g. D, F#, Bb.
-    #[arg(long)]
-    key: Option<String>,
-    /// Church mode, e.g. dorian, lydian, aeolian.
-    #[arg(long)]
-    mode: Option<String>,
-    /// Tempo, 40–120.
-    #[arg(long)]
-    bpm: Option<f32>,
-    /// 0–1: note density, velocity and register spread.
-    #[arg(long)]
-    intensity: Option<f32>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+/// The music flags: one per entry of the parameter table
+/// (`auralis::music::params::CONTROLS`), read by the same code as the
+/// stream's query string, so they accept and refuse the same values.
+struct MusicArgs(ParamChange);
 
 impl MusicArgs {
     fn params(&self) -> Result<Params> {
-        let change = ParamChange {
-            preset: Some(self.preset.clone()),
-            key: self.key.clone(),
-            mode: self.mode.clone(),
-            bpm: self.bpm,
-            intensity: self.intensity,
-            seed: Some(self.seed),
-        };
-        Ok(change.apply_to(&Params::default())?.0)
+        Ok(self.0.clone().resolve()?.0)
+    }
+}
+
+impl clap::FromArgMatches for MusicArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut change = ParamChange::default();
+        for c in &CONTROLS {
+            if let Some(v) = matches.get_one::<String>(c.name) {
+                change
+                    .set(c.name, RawValue::Text(v))
+                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))?;
+            }
+        }
+        Ok(Self(change))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for MusicArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        CONTROLS.iter().fold(cmd, |cmd, c| {
+            let help = match c.domain {
+                Domain::Number { .. } => format!("{} ({})", c.help, c.domain.expected()),
+                Domain::Preset => format!("{} [default: focus]", c.help),
+                _ => c.help.to_string(),
+            };
+            cmd.arg(clap::Arg::new(c.name).long(c.name).help(help))
+        })
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
     }
 }
 
@@ -351,7 +364,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_sessions: args.max_sessions,
             max_rooms: args.max_rooms,
             queue_chunks: usize::from(args.queue_chunks),
-            lead_chunks: 2,
+            lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
         },
     };
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))
@@ -398,47 +411,7 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
         let _ = c.kill();
         let _ = c.wait();
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let r = &report;
-        println!(
-            "listeners        {} ({} connected){}",
-            r.listeners,
-            r.connected,
-            r.room
-                .as_ref()
-                .map(|x| format!(", all in room {x}"))
-                .unwrap_or_default()
-        );
-        println!(
-            "duration         {:.0} s, {} chunks received",
-            r.seconds, r.chunks
-        );
-        println!("gaps             {}", r.gaps);
-        println!("dropped          {}", r.dropped);
-        println!(
-            "late (> 300 ms)  {}  (worst {:.0} ms behind schedule)",
-            r.late_chunks, r.max_lateness_ms
-        );
-        println!(
-            "inter-arrival    p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-            r.interarrival_ms.p50, r.interarrival_ms.p99, r.interarrival_ms.max
-        );
-        if let Some(cpu) = r.server_cpu_percent {
-            println!("server CPU       {cpu:.0} % (of one core)");
-        }
-        if let Some(s) = &r.server_synthesis_ms {
-            println!(
-                "synthesis        p50 {:.2} ms  p99 {:.2} ms per 100 ms chunk (server's own figure)",
-                s.p50, s.p99
-            );
-        }
-        if let (Some(rss), Some(peak)) = (r.server_rss_mb, r.server_peak_rss_mb) {
-            println!("server RSS       {rss:.0} MB (peak {peak:.0} MB)");
-        }
-    }
-    Ok(())
+    print_report(&report, args.json)
 }
 
 fn soak(args: SoakArgs) -> Result<()> {
@@ -452,21 +425,16 @@ fn soak(args: SoakArgs) -> Result<()> {
         args.hours.clamp(0.001, 1000.0),
         threads,
     );
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+    print_report(&report, args.json)
+}
+
+/// A report as pretty JSON, or as its `Display` text.
+fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{report}");
     }
-    println!(
-        "sessions         {} × {:.1} h of audio",
-        report.sessions, report.audio_hours_per_session
-    );
-    println!("wall time        {:.0} s", report.wall_seconds);
-    println!("RSS warm         {:.1} MB", report.rss_warm_mb);
-    println!(
-        "RSS end          {:.1} MB (growth {:+.2} MB)",
-        report.rss_end_mb, report.growth_mb
-    );
-    println!("RSS peak         {:.1} MB", report.rss_peak_mb);
     Ok(())
 }
 

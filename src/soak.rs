@@ -29,6 +29,24 @@ pub struct SoakReport {
     pub samples: Vec<(f64, f64)>,
 }
 
+impl std::fmt::Display for SoakReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "sessions         {} × {:.1} h of audio",
+            self.sessions, self.audio_hours_per_session
+        )?;
+        writeln!(f, "wall time        {:.0} s", self.wall_seconds)?;
+        writeln!(f, "RSS warm         {:.1} MB", self.rss_warm_mb)?;
+        writeln!(
+            f,
+            "RSS end          {:.1} MB (growth {:+.2} MB)",
+            self.rss_end_mb, self.growth_mb
+        )?;
+        writeln!(f, "RSS peak         {:.1} MB", self.rss_peak_mb)
+    }
+}
+
 /// Chunks between parameter changes: every 5 minutes of audio a session
 /// switches preset, so composer state for every preset is exercised.
 const CHUNKS_PER_CHANGE: u64 = 5 * 60 * 10;

@@ -21,6 +21,21 @@ async fn status_reports_version_fonts_and_presets() {
         .iter()
         .any(|p| p["name"] == "focus" && p["mode"] == "dorian"));
     assert!(s["uptime_s"].as_f64().unwrap() >= 0.0);
+    let controls = s["controls"].as_array().unwrap();
+    let names: Vec<&str> = controls.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["preset", "key", "mode", "bpm", "intensity", "seed"]);
+    let bpm = &controls[3];
+    assert_eq!(
+        (
+            bpm["type"].as_str(),
+            bpm["min"].as_f64(),
+            bpm["max"].as_f64()
+        ),
+        (Some("number"), Some(40.0), Some(120.0))
+    );
+    assert_eq!(bpm["default"], 60.0);
+    assert_eq!(controls[2]["values"].as_array().unwrap().len(), 7);
+    assert_eq!(controls[0]["default"], "focus");
     server.shutdown().await.unwrap();
 }
 
@@ -48,6 +63,14 @@ async fn metrics_in_json_and_prometheus_text() {
     assert!(text.contains("# TYPE auralis_chunks_sent_total counter"));
     assert!(text.contains("auralis_listeners 1"));
     assert!(text.contains("auralis_synthesis_seconds{quantile=\"0.99\"}"));
+    for name in [
+        "render_threads",
+        "listener_queue_capacity_chunks",
+        "client_buffer_seconds",
+        "peak_resident_memory_bytes",
+    ] {
+        assert!(text.contains(&format!("# TYPE auralis_{name} ")), "{name}");
+    }
     server.shutdown().await.unwrap();
 }
 

@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -12,30 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn sigterm_closes_listeners_with_1001_and_exits_0() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_auralis"))
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--builtin-font",
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start auralis serve");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(url.trim_end_matches('/').to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(WAIT)
-        .expect("the server says where it listens");
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_auralis"));
+    let (mut child, addr) = auralis::loadtest::spawn_server_at(exe, &["--builtin-font".into()])
+        .expect("the server starts and says where it listens");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/stream"))
         .await
         .unwrap();

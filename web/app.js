@@ -7,12 +7,21 @@ import { BackgroundPlayer, listenUrl } from './listen.js';
 import { Measurements, percentile } from './measure.js';
 import { Meter } from './meter.js';
 import { Player } from './player.js';
-import { KEYS, MODES, isValid, loadSettings, saveSettings, streamQuery } from './settings.js';
+import {
+  control,
+  isValid,
+  loadSettings,
+  musicNames,
+  saveSettings,
+  streamQuery,
+  useControls,
+} from './settings.js';
 
 /** Ping (clock offset) and stats (server metrics) cadence. */
 const REPORT_MS = 2000;
 const UNDERRUN_WARNING_PER_MINUTE = 5;
-const MUSIC_PARAMS = ['key', 'mode', 'bpm', 'intensity'];
+/** What a preset sets: every music control but the preset's own name. */
+const musicParams = () => musicNames().filter((n) => n !== 'preset');
 
 const $ = (id) => document.getElementById(id);
 const format = new URLSearchParams(location.search).get('format') === 'json' ? 'json' : 'binary';
@@ -132,7 +141,7 @@ function applyServerParams(preset, params) {
     pad_program: params.pad_program,
   };
   if (isValid('preset', preset)) settings.preset = preset;
-  for (const name of MUSIC_PARAMS) {
+  for (const name of musicParams()) {
     if (isValid(name, app.params[name])) settings[name] = app.params[name];
   }
   saveSettings(settings);
@@ -261,10 +270,8 @@ function fillSelect(select, values) {
 }
 
 function setupControls() {
-  fillSelect($('key'), KEYS);
-  fillSelect($('mode'), MODES);
   // Until /api/status answers, the saved preset is the only one known.
-  fillSelect($('preset'), [settings.preset]);
+  if (settings.preset !== undefined) fillSelect($('preset'), [settings.preset]);
 
   $('preset').addEventListener('change', (e) => choosePreset(e.target.value));
   $('key').addEventListener('change', (e) => change('key', e.target.value));
@@ -310,7 +317,7 @@ function choosePreset(name) {
   const p = app.presets.find((x) => x.name === name);
   if (!p) return;
   settings.preset = name;
-  for (const k of MUSIC_PARAMS) if (isValid(k, p[k])) settings[k] = p[k];
+  for (const k of musicParams()) if (isValid(k, p[k])) settings[k] = p[k];
   saveSettings(settings);
   renderControls();
   if (connection.send({ type: 'control', params: { preset: name } })) {
@@ -319,11 +326,31 @@ function choosePreset(name) {
   restartBackground();
 }
 
+/** The server's parameter table: the choices of the selects, the ranges of
+ * the sliders, and which saved settings are still valid. */
+function applyControls(list) {
+  useControls(list);
+  Object.assign(settings, loadSettings(), { volume: settings.volume });
+  for (const name of musicNames()) {
+    const c = control(name);
+    const el = $(name);
+    if (!el) continue;
+    if (c.type === 'number') {
+      el.min = String(c.min);
+      el.max = String(c.max);
+      el.step = String(c.step);
+    } else if (Array.isArray(c.values) && name !== 'preset') {
+      fillSelect(el, c.values);
+    }
+  }
+}
+
 async function loadStatus() {
   try {
     const res = await fetch('/api/status');
     if (!res.ok) return;
     const status = await res.json();
+    applyControls(status.controls);
     app.presets = (Array.isArray(status.presets) ? status.presets : []).map((p) => ({
       ...p,
       bpm: tidy(p.bpm),
@@ -398,7 +425,7 @@ function renderNowPlaying() {
   el.dataset.preset = app.preset ?? '';
   // The description is only true while the preset's own values play.
   const preset = app.presets.find((x) => x.name === app.preset);
-  const unchanged = preset && MUSIC_PARAMS.every((k) => String(preset[k]) === String(p[k]));
+  const unchanged = preset && musicParams().every((k) => String(preset[k]) === String(p[k]));
   $('description').textContent = unchanged ? preset.description : '';
 }
 

@@ -4,13 +4,15 @@
 // stop it with the screen; an <audio> element on /listen.opus is what they
 // keep playing, with lock-screen controls through the Media Session API.
 
-const MUSIC = ['preset', 'key', 'mode', 'bpm', 'intensity'];
+import { musicNames } from './settings.js';
 
 /** Absolute URL of /listen.opus or /listen.wav for these settings, to paste
  * into VLC, mpv or a smart speaker. */
 export function listenUrl(settings, kind, base = location.href) {
   const q = new URLSearchParams();
-  for (const name of MUSIC) q.set(name, String(settings[name]));
+  for (const name of musicNames()) {
+    if (settings[name] !== undefined) q.set(name, String(settings[name]));
+  }
   return new URL(`/listen.${kind}?${q}`, base).href;
 }
 

@@ -4,33 +4,53 @@
 
 const STORAGE_KEY = 'auralis.settings.v1';
 
-export const KEYS = ['C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B'];
-export const MODES = ['ionian', 'dorian', 'phrygian', 'lydian', 'mixolydian', 'aeolian', 'locrian'];
-const BPM_MIN = 40;
-const BPM_MAX = 120;
+// The music controls (names, kinds, ranges, choices, defaults) are the
+// server's parameter table, from /api/status `controls`; `useControls`
+// installs it. Until then only the volume is known here, and a query
+// carries no music parameter (the server starts the focus preset).
+let controls = [];
 
-export const DEFAULTS = Object.freeze({
-  preset: 'focus',
-  key: 'D',
-  mode: 'dorian',
-  bpm: 60,
-  intensity: 0.5,
-  volume: 0.8,
-});
+const VOLUME_DEFAULT = 0.8;
+
+export function useControls(list) {
+  controls = Array.isArray(list) ? list.filter((c) => c && typeof c.name === 'string') : [];
+}
+
+export function control(name) {
+  return controls.find((c) => c.name === name);
+}
+
+/** What the page lets a listener choose: every control but the seed, which
+ * a new stream picks for itself. */
+export function musicNames() {
+  return controls.filter((c) => c.type !== 'seed').map((c) => c.name);
+}
+
+/** The settings a first visit starts from. */
+export function defaults() {
+  const d = {};
+  for (const name of musicNames()) d[name] = control(name).default;
+  d.volume = VOLUME_DEFAULT;
+  return d;
+}
 
 const inRange = (v, lo, hi) => typeof v === 'number' && Number.isFinite(v) && v >= lo && v <= hi;
 
-const VALID = {
-  preset: (v) => typeof v === 'string' && /^[a-z0-9_-]{1,32}$/.test(v),
-  key: (v) => KEYS.includes(v),
-  mode: (v) => MODES.includes(v),
-  bpm: (v) => inRange(v, BPM_MIN, BPM_MAX),
-  intensity: (v) => inRange(v, 0, 1),
-  volume: (v) => inRange(v, 0, 1),
-};
+function fits(c, v) {
+  switch (c.type) {
+    case 'number':
+      return inRange(v, c.min, c.max);
+    case 'seed':
+      return Number.isSafeInteger(v) && v >= 0;
+    default:
+      return typeof v === 'string' && (Array.isArray(c.values) ? c.values.includes(v) : v.length > 0);
+  }
+}
 
 export function isValid(name, value) {
-  return VALID[name] !== undefined && VALID[name](value);
+  if (name === 'volume') return inRange(value, 0, 1);
+  const c = control(name);
+  return c !== undefined && fits(c, value);
 }
 
 export function loadSettings() {
@@ -40,8 +60,8 @@ export function loadSettings() {
   } catch {
     // A corrupt entry is replaced by the defaults on the next save.
   }
-  const settings = { ...DEFAULTS };
-  for (const name of Object.keys(DEFAULTS)) {
+  const settings = defaults();
+  for (const name of Object.keys(settings)) {
     if (isValid(name, stored[name])) settings[name] = stored[name];
   }
   return settings;
@@ -59,8 +79,8 @@ export function saveSettings(settings) {
  * explicit value overriding it (the server applies them in that order). */
 export function streamQuery(settings, format) {
   const q = new URLSearchParams({ format });
-  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity']) {
-    q.set(name, String(settings[name]));
+  for (const name of musicNames()) {
+    if (settings[name] !== undefined) q.set(name, String(settings[name]));
   }
   return q;
 }

@@ -1,4 +1,7 @@
-//! The listener-facing knobs of the composer and their limits.
+//! The listener-facing knobs of the composer and their limits, and the one
+//! table of them ([`CONTROLS`]) from which the command-line flags, the stream's
+//! query string, the live control message, /api/status and the web page's
+//! controls all derive.
 
 use std::ops::RangeInclusive;
 
@@ -39,9 +42,9 @@ fn serialize_decimal<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Er
 /// and what is allowed, because it is shown to whoever sent it.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ParamsError {
-    #[error("bpm must be a number from 40 to 120, got {0}")]
+    #[error("bpm must be {expected}, got {0}", expected = BPM.domain.expected())]
     Bpm(f32),
-    #[error("intensity must be a number from 0 to 1, got {0}")]
+    #[error("intensity must be {expected}, got {0}", expected = INTENSITY.domain.expected())]
     Intensity(f32),
     #[error("pad_program must be 88 (new age pad) or 89 (warm pad), got {0}")]
     PadProgram(u8),
@@ -67,6 +70,122 @@ impl Params {
         }
         Ok(())
     }
+}
+
+/// What values a control takes.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Domain {
+    /// A preset's name.
+    Preset,
+    /// A note name (C, F#, Bb, …); the page offers the twelve sharps.
+    Key,
+    /// A church mode's name.
+    Mode,
+    /// A number from `min` to `max`; `step` is the resolution a slider needs.
+    /// In JSON as the decimals they were written as: a slider stepping by
+    /// 0.009999999776 would land beside every value a listener means.
+    Number {
+        #[serde(serialize_with = "serialize_decimal")]
+        min: f32,
+        #[serde(serialize_with = "serialize_decimal")]
+        max: f32,
+        #[serde(serialize_with = "serialize_decimal")]
+        step: f32,
+    },
+    /// A whole number from 0 to `u64::MAX`.
+    Seed,
+}
+
+impl Domain {
+    /// What is allowed, as error messages and help texts say it.
+    pub fn expected(&self) -> String {
+        match self {
+            Domain::Preset | Domain::Key | Domain::Mode => "a string".into(),
+            Domain::Number { min, max, .. } => format!("a number from {min} to {max}"),
+            Domain::Seed => format!("a whole number from 0 to {}", u64::MAX),
+        }
+    }
+
+    /// The names a choice offers (empty for numbers).
+    pub fn choices(&self) -> Vec<String> {
+        match self {
+            Domain::Preset => presets::PRESETS
+                .iter()
+                .map(|p| p.name.to_string())
+                .collect(),
+            Domain::Key => PitchClass::ALL.iter().map(ToString::to_string).collect(),
+            Domain::Mode => Mode::ALL.iter().map(ToString::to_string).collect(),
+            Domain::Number { .. } | Domain::Seed => Vec::new(),
+        }
+    }
+}
+
+/// One listener-facing parameter: its name everywhere (flag, query, JSON),
+/// what it takes, and a line of help.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Control {
+    pub name: &'static str,
+    #[serde(flatten)]
+    pub domain: Domain,
+    pub help: &'static str,
+}
+
+const BPM: Control = Control {
+    name: "bpm",
+    domain: Domain::Number {
+        min: *Params::BPM_RANGE.start(),
+        max: *Params::BPM_RANGE.end(),
+        step: 1.0,
+    },
+    help: "Tempo in beats per minute",
+};
+
+const INTENSITY: Control = Control {
+    name: "intensity",
+    domain: Domain::Number {
+        min: *Params::INTENSITY_RANGE.start(),
+        max: *Params::INTENSITY_RANGE.end(),
+        step: 0.01,
+    },
+    help: "Note density, velocity and register spread of the piano",
+};
+
+/// Every parameter a listener or the command line may set, in the order a
+/// change applies them: the preset first, then each explicit value.
+pub const CONTROLS: [Control; 6] = [
+    Control {
+        name: "preset",
+        domain: Domain::Preset,
+        help: "Preset to start from; key, mode, tempo and intensity follow it unless given",
+    },
+    Control {
+        name: "key",
+        domain: Domain::Key,
+        help: "Tonic, e.g. D, F#, Bb",
+    },
+    Control {
+        name: "mode",
+        domain: Domain::Mode,
+        help: "Church mode, e.g. dorian, lydian, aeolian (also major, minor)",
+    },
+    BPM,
+    INTENSITY,
+    Control {
+        name: "seed",
+        domain: Domain::Seed,
+        help: "Seed of the composer's choices: the same seed plays the same music",
+    },
+];
+
+/// The table's entry for `name`.
+pub fn control(name: &str) -> Option<&'static Control> {
+    CONTROLS.iter().find(|c| c.name == name)
+}
+
+/// The controls' names, comma-separated, for messages that list what is allowed.
+pub fn control_names() -> String {
+    CONTROLS.map(|c| c.name).join(", ")
 }
 
 impl Default for Params {
@@ -153,6 +272,36 @@ mod tests {
             msg.contains("pad_program") && msg.contains('7') && msg.contains("88"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn the_table_matches_what_validate_allows() {
+        assert_eq!(control_names(), "preset, key, mode, bpm, intensity, seed");
+        let Some(Domain::Number { min, max, .. }) = control("bpm").map(|c| c.domain) else {
+            panic!("bpm is a number")
+        };
+        for (bpm, ok) in [
+            (min, true),
+            (max, true),
+            (min - 0.1, false),
+            (max + 0.1, false),
+        ] {
+            let p = Params {
+                bpm,
+                ..Params::default()
+            };
+            assert_eq!(p.validate().is_ok(), ok, "{bpm}");
+        }
+        assert_eq!(control("key").unwrap().domain.choices().len(), 12);
+        assert!(control("preset")
+            .unwrap()
+            .domain
+            .choices()
+            .contains(&"focus".to_string()));
+        let json = serde_json::to_value(control("intensity").unwrap()).unwrap();
+        assert_eq!(json["type"], "number");
+        assert_eq!(json["max"], 1.0);
+        assert_eq!(json["step"], 0.01, "decimal, not 0.009999999776");
     }
 
     #[test]

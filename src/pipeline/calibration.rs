@@ -13,7 +13,7 @@ use rustysynth::SoundFont;
 use super::EngineSource;
 use crate::audio::loudness::{lufs, KWeighting};
 use crate::music::{PAD_CHANNEL, PIANO_CHANNEL};
-use crate::synth::{build_engine, EngineError, EngineKind};
+use crate::synth::{EngineError, EngineKind};
 
 /// The loudness every layer is brought to on its reference notes; the
 /// balance between layers is set relative to it, and the master leveller
@@ -75,6 +75,10 @@ pub fn gain_db(source: &EngineSource, role: Role, program: u8) -> Result<f64, En
         Role::Piano => &source.fonts.piano.font,
         Role::Pad => &source.fonts.pad.font,
     };
+    if source.custom.is_some() {
+        // Not a SoundFont engine: nothing to key a cache by, and cheap.
+        return measure(source, role, program);
+    }
     let weak = Arc::downgrade(font);
     let found = lock()
         .iter()
@@ -109,7 +113,7 @@ fn lock() -> std::sync::MutexGuard<'static, Vec<Entry>> {
 /// their sustain). Piano: a broken chord, each note let ring (its level is its
 /// attack and decay).
 fn measure(source: &EngineSource, role: Role, program: u8) -> Result<f64, EngineError> {
-    let mut engine = build_engine(source.kind, &source.fonts, source.settings)?;
+    let mut engine = source.build()?;
     let sr = f64::from(crate::SAMPLE_RATE);
     let notes: &[(f64, u8, u8)] = match role {
         Role::Pad => &[(0.0, 48, 64), (0.0, 55, 64), (0.0, 64, 64)],

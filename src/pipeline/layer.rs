@@ -6,7 +6,7 @@
 use super::calibration::{self, Role};
 use super::EngineSource;
 use crate::music::{Event, EventKind};
-use crate::synth::{build_engine, Engine, EngineError};
+use crate::synth::{Engine, EngineError};
 
 /// How long a fader takes to reach a new setting (a program change, a new
 /// intensity): long enough to be a glide, short enough for the level to be
@@ -36,7 +36,7 @@ impl Layer {
         Ok(Self {
             role,
             source: source.clone(),
-            engine: build_engine(source.kind, &source.fonts, source.settings)?,
+            engine: source.build()?,
             calibration_db: 0.0,
             balance_db: calibration::balance_db(role),
             calibrated: false,

@@ -12,7 +12,9 @@ use std::collections::VecDeque;
 
 use crate::audio::{pcm, DcBlocker, Fade, Leveller, Reverb, ReverbSettings, SoftLimiter};
 use crate::music::{Composer, Event, EventKind, Frame, Params, PIANO_CHANNEL};
-use crate::synth::{EngineError, EngineKind, EngineSettings, FontSet};
+use std::sync::Arc;
+
+use crate::synth::{build_engine, Engine, EngineError, EngineKind, EngineSettings, FontSet};
 use calibration::Role;
 use layer::Layer;
 
@@ -22,6 +24,10 @@ const MAX_BLOCK: usize = 4_410;
 /// A stream starts with a fade-in rather than a wall of sound (DESIGN §5).
 const FADE_IN_FRAMES: u64 = crate::SAMPLE_RATE as u64 * 3 / 2;
 
+/// Builds a synthesizer in place of a SoundFont engine: tests give a signal
+/// generator, so session logic is checked without fonts.
+pub type EngineFactory = Arc<dyn Fn() -> Box<dyn Engine> + Send + Sync>;
+
 /// What a renderer builds its synthesizers from: one per layer, all of the
 /// same kind over the same fonts.
 #[derive(Clone)]
@@ -29,6 +35,8 @@ pub struct EngineSource {
     pub kind: EngineKind,
     pub fonts: FontSet,
     pub settings: EngineSettings,
+    /// When set, every engine comes from here instead of `kind`.
+    pub custom: Option<EngineFactory>,
 }
 
 impl EngineSource {
@@ -37,6 +45,14 @@ impl EngineSource {
             kind,
             fonts: fonts.clone(),
             settings: EngineSettings::default(),
+            custom: None,
+        }
+    }
+
+    pub fn build(&self) -> Result<Box<dyn Engine>, EngineError> {
+        match &self.custom {
+            Some(make) => Ok(make()),
+            None => build_engine(self.kind, &self.fonts, self.settings),
         }
     }
 }

@@ -11,8 +11,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::music::params::decimal;
-use crate::music::PRESETS;
+use crate::music::params::{decimal, CONTROLS};
+use crate::music::presets::FOCUS;
+use crate::music::{Params, PRESETS};
+use crate::stream::metrics::Percentiles;
 use crate::stream::Hub;
 
 pub async fn healthz() -> &'static str {
@@ -57,151 +59,314 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
             "max_rooms": hub.config().max_rooms,
         },
         "presets": presets,
+        "controls": controls(),
     }))
 }
 
+/// The parameter table as the web page builds its controls from it: each
+/// control's name, kind, range or choices, and the value a new stream has.
+fn controls() -> Vec<Value> {
+    let mut defaults = serde_json::to_value(Params::default()).unwrap_or_default();
+    defaults["preset"] = FOCUS.name.into();
+    CONTROLS
+        .iter()
+        .map(|c| {
+            let mut v = json!(c);
+            let choices = c.domain.choices();
+            if !choices.is_empty() {
+                v["values"] = choices.into();
+            }
+            v["default"] = defaults[c.name].clone();
+            v
+        })
+        .collect()
+}
+
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Json<Value> {
-    Json(metrics_json(&hub))
+    Json(metrics_json(&series(&hub)))
 }
 
-fn metrics_json(hub: &Hub) -> Value {
-    let m = &hub.metrics;
-    json!({
-        "uptime_s": m.uptime_s(),
-        "sessions": hub.sessions(),
-        "listeners": hub.listeners(),
-        "render_threads": hub.render_threads(),
-        "synthesis_ms_per_chunk": m.synth_ms(),
-        "chunks_rendered": m.chunks_rendered.load(Ordering::Relaxed),
-        "chunks_sent": m.chunks_sent.load(Ordering::Relaxed),
-        "bytes_sent": m.bytes_sent.load(Ordering::Relaxed),
-        "listener_queue_capacity_chunks": hub.config().queue_chunks,
-        "listener_queue_depth_chunks": m.queue_depth(),
-        "listeners_dropped_slow": m.listeners_dropped_slow.load(Ordering::Relaxed),
-        "control_changes": m.control_changes.load(Ordering::Relaxed),
-        "protocol_errors": m.protocol_errors.load(Ordering::Relaxed),
-        "client_underruns": m.client_underruns.load(Ordering::Relaxed),
-        "client_latency_ms": m.client_latency_ms(),
-        "client_control_latency_ms": m.control_latency_ms(),
-        "client_buffer_ms": m.client_buffer_ms(),
-        "rss_mb": crate::rss::rss_mb(),
-        "peak_rss_mb": crate::rss::peak_rss_mb(),
-    })
-}
-
-/// The same numbers in the Prometheus text exposition format (0.0.4),
-/// written directly: a dozen gauges and counters do not need a registry.
+/// The Prometheus text exposition format (0.0.4), written directly: a
+/// couple of dozen series do not need a registry.
 pub async fn prometheus(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
-    let m = &hub.metrics;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: f64| {
-        let _ = writeln!(out, "# HELP auralis_{name} {help}");
-        let _ = writeln!(out, "# TYPE auralis_{name} {kind}");
-        let _ = writeln!(out, "auralis_{name} {value}");
-    };
-    metric(
-        "uptime_seconds",
-        "gauge",
-        "Seconds since the server started.",
-        m.uptime_s(),
-    );
-    metric(
-        "sessions",
-        "gauge",
-        "Running sessions.",
-        hub.sessions() as f64,
-    );
-    metric(
-        "listeners",
-        "gauge",
-        "Connected listeners.",
-        hub.listeners() as f64,
-    );
-    metric(
-        "chunks_rendered_total",
-        "counter",
-        "100 ms chunks synthesized.",
-        m.chunks_rendered.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "chunks_sent_total",
-        "counter",
-        "Chunks sent to listeners.",
-        m.chunks_sent.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "bytes_sent_total",
-        "counter",
-        "Audio and message bytes sent.",
-        m.bytes_sent.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "listeners_dropped_slow_total",
-        "counter",
-        "Listeners closed for not reading.",
-        m.listeners_dropped_slow.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "control_changes_total",
-        "counter",
-        "Accepted control changes.",
-        m.control_changes.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "protocol_errors_total",
-        "counter",
-        "Client messages answered with an error.",
-        m.protocol_errors.load(Ordering::Relaxed) as f64,
-    );
-    metric(
-        "client_underruns_total",
-        "counter",
-        "Buffer underruns reported by clients.",
-        m.client_underruns.load(Ordering::Relaxed) as f64,
-    );
-    if let Some(rss) = crate::rss::rss_mb() {
-        metric(
-            "resident_memory_bytes",
-            "gauge",
-            "Resident set size.",
-            rss * 1024.0 * 1024.0,
-        );
-    }
-    metric(
-        "listener_queue_depth_chunks",
-        "gauge",
-        "Deepest listener queue of a session at its recent chunks (p99).",
-        m.queue_depth().p99,
-    );
-    for (name, help, p) in [
-        (
-            "synthesis_seconds",
-            "Synthesis time per 100 ms chunk (recent window).",
-            m.synth_ms(),
-        ),
-        (
-            "client_latency_seconds",
-            "End-to-end latency reported by clients (recent window).",
-            m.client_latency_ms(),
-        ),
-        (
-            "client_control_latency_seconds",
-            "Control-to-audible latency reported by clients (recent window).",
-            m.control_latency_ms(),
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP auralis_{name} {help}");
-        let _ = writeln!(out, "# TYPE auralis_{name} summary");
-        for (q, v) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
-            let _ = writeln!(out, "auralis_{name}{{quantile=\"{q}\"}} {}", v / 1e3);
-        }
-        let _ = writeln!(out, "auralis_{name}_count {}", p.count);
-    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        out,
+        prometheus_text(&series(&hub)),
     )
+}
+
+/// One measurement as both endpoints show it.
+enum Reading {
+    Gauge(Option<f64>),
+    /// A whole-number gauge, kept whole in the JSON.
+    Count(u64),
+    Counter(u64),
+    /// Percentiles of a recent window; in JSON in the series' own unit, in
+    /// Prometheus multiplied by `Series::prometheus_scale`.
+    Summary(Percentiles),
+}
+
+struct Series {
+    /// The key in /api/metrics.
+    json: &'static str,
+    /// The name in /metrics, after `auralis_`, in base units.
+    prometheus: &'static str,
+    help: &'static str,
+    /// From the JSON unit to the Prometheus one (ms → s, MB → bytes).
+    prometheus_scale: f64,
+    reading: Reading,
+}
+
+const MS: f64 = 1e-3;
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Every series /api/metrics and /metrics show, in one table.
+fn series(hub: &Hub) -> Vec<Series> {
+    let m = &hub.metrics;
+    let counter = |a: &std::sync::atomic::AtomicU64| Reading::Counter(a.load(Ordering::Relaxed));
+    let s = |json, prometheus, help, prometheus_scale, reading| Series {
+        json,
+        prometheus,
+        help,
+        prometheus_scale,
+        reading,
+    };
+    vec![
+        s(
+            "uptime_s",
+            "uptime_seconds",
+            "Seconds since the server started.",
+            1.0,
+            Reading::Gauge(Some(m.uptime_s())),
+        ),
+        s(
+            "sessions",
+            "sessions",
+            "Running sessions.",
+            1.0,
+            Reading::Count(hub.sessions() as u64),
+        ),
+        s(
+            "listeners",
+            "listeners",
+            "Connected listeners.",
+            1.0,
+            Reading::Count(hub.listeners() as u64),
+        ),
+        s(
+            "render_threads",
+            "render_threads",
+            "Threads that synthesize audio.",
+            1.0,
+            Reading::Count(hub.render_threads() as u64),
+        ),
+        s(
+            "synthesis_ms_per_chunk",
+            "synthesis_seconds",
+            "Synthesis time per 100 ms chunk (recent window).",
+            MS,
+            Reading::Summary(m.synth_ms()),
+        ),
+        s(
+            "chunks_rendered",
+            "chunks_rendered_total",
+            "100 ms chunks synthesized.",
+            1.0,
+            counter(&m.chunks_rendered),
+        ),
+        s(
+            "chunks_sent",
+            "chunks_sent_total",
+            "Chunks sent to listeners.",
+            1.0,
+            counter(&m.chunks_sent),
+        ),
+        s(
+            "bytes_sent",
+            "bytes_sent_total",
+            "Audio and message bytes sent.",
+            1.0,
+            counter(&m.bytes_sent),
+        ),
+        s(
+            "listener_queue_capacity_chunks",
+            "listener_queue_capacity_chunks",
+            "Chunks a listener may leave unread before it is dropped.",
+            1.0,
+            Reading::Count(hub.config().queue_chunks as u64),
+        ),
+        s(
+            "listener_queue_depth_chunks",
+            "listener_queue_depth_chunks",
+            "Deepest listener queue of a session at its recent chunks.",
+            1.0,
+            Reading::Summary(m.queue_depth()),
+        ),
+        s(
+            "listeners_dropped_slow",
+            "listeners_dropped_slow_total",
+            "Listeners closed for not reading.",
+            1.0,
+            counter(&m.listeners_dropped_slow),
+        ),
+        s(
+            "control_changes",
+            "control_changes_total",
+            "Accepted control changes.",
+            1.0,
+            counter(&m.control_changes),
+        ),
+        s(
+            "protocol_errors",
+            "protocol_errors_total",
+            "Client messages answered with an error.",
+            1.0,
+            counter(&m.protocol_errors),
+        ),
+        s(
+            "client_underruns",
+            "client_underruns_total",
+            "Buffer underruns reported by clients.",
+            1.0,
+            counter(&m.client_underruns),
+        ),
+        s(
+            "client_latency_ms",
+            "client_latency_seconds",
+            "End-to-end latency reported by clients (recent window).",
+            MS,
+            Reading::Summary(m.client_latency_ms()),
+        ),
+        s(
+            "client_control_latency_ms",
+            "client_control_latency_seconds",
+            "Control-to-audible latency reported by clients (recent window).",
+            MS,
+            Reading::Summary(m.control_latency_ms()),
+        ),
+        s(
+            "client_buffer_ms",
+            "client_buffer_seconds",
+            "Buffered audio reported by clients (recent window).",
+            MS,
+            Reading::Summary(m.client_buffer_ms()),
+        ),
+        s(
+            "rss_mb",
+            "resident_memory_bytes",
+            "Resident set size.",
+            MB,
+            Reading::Gauge(crate::rss::rss_mb()),
+        ),
+        s(
+            "peak_rss_mb",
+            "peak_resident_memory_bytes",
+            "Highest resident set size so far.",
+            MB,
+            Reading::Gauge(crate::rss::peak_rss_mb()),
+        ),
+    ]
+}
+
+fn metrics_json(series: &[Series]) -> Value {
+    let mut out = serde_json::Map::new();
+    for s in series {
+        let v = match &s.reading {
+            Reading::Gauge(v) => json!(v),
+            Reading::Count(n) | Reading::Counter(n) => json!(n),
+            Reading::Summary(p) => json!(p),
+        };
+        out.insert(s.json.into(), v);
+    }
+    Value::Object(out)
+}
+
+fn prometheus_text(series: &[Series]) -> String {
+    let mut out = String::new();
+    for s in series {
+        let (kind, value) = match &s.reading {
+            Reading::Gauge(None) => continue,
+            Reading::Gauge(Some(v)) => ("gauge", *v),
+            Reading::Count(n) => ("gauge", *n as f64),
+            Reading::Counter(n) => ("counter", *n as f64),
+            Reading::Summary(_) => ("summary", 0.0),
+        };
+        let name = s.prometheus;
+        let _ = writeln!(out, "# HELP auralis_{name} {}", s.help);
+        let _ = writeln!(out, "# TYPE auralis_{name} {kind}");
+        match &s.reading {
+            Reading::Summary(p) => {
+                for (q, v) in [("0.5", p.p50), ("0.95", p.p95), ("0.99", p.p99)] {
+                    let v = v * s.prometheus_scale;
+                    let _ = writeln!(out, "auralis_{name}{{quantile=\"{q}\"}} {v}");
+                }
+                let _ = writeln!(out, "auralis_{name}_count {}", p.count);
+            }
+            _ => {
+                let _ = writeln!(out, "auralis_{name} {}", value * s.prometheus_scale);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_series_is_in_both_formats() {
+        let p = Percentiles::of(&mut [1.0, 2.0, 3.0]);
+        let series = vec![
+            Series {
+                json: "a_ms",
+                prometheus: "a_seconds",
+                help: "A.",
+                prometheus_scale: MS,
+                reading: Reading::Summary(p),
+            },
+            Series {
+                json: "n",
+                prometheus: "n_total",
+                help: "N.",
+                prometheus_scale: 1.0,
+                reading: Reading::Counter(7),
+            },
+            Series {
+                json: "g",
+                prometheus: "g",
+                help: "G.",
+                prometheus_scale: 1.0,
+                reading: Reading::Count(2),
+            },
+            Series {
+                json: "missing",
+                prometheus: "missing",
+                help: "M.",
+                prometheus_scale: 1.0,
+                reading: Reading::Gauge(None),
+            },
+        ];
+        let v = metrics_json(&series);
+        assert_eq!(v["a_ms"]["p50"], 2.0);
+        assert_eq!(v["n"], 7);
+        assert_eq!(v["g"], 2);
+        assert!(v["missing"].is_null());
+        let text = prometheus_text(&series);
+        assert!(text.contains("# TYPE auralis_a_seconds summary"), "{text}");
+        assert!(
+            text.contains("auralis_a_seconds{quantile=\"0.5\"} 0.002"),
+            "{text}"
+        );
+        assert!(text.contains("auralis_a_seconds_count 3"), "{text}");
+        assert!(
+            text.contains("# TYPE auralis_n_total counter\nauralis_n_total 7\n"),
+            "{text}"
+        );
+        assert!(text.contains("auralis_g 2\n"), "{text}");
+        assert!(!text.contains("missing"), "{text}");
+    }
 }

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use super::query::{QueryError, StreamRequest};
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
+use crate::music::params::{control, control_names};
 use crate::stream::opus::LaneUse;
 use crate::stream::session::{CloseReason, Outgoing};
 use crate::stream::{Hub, Listener};
@@ -30,8 +31,6 @@ use crate::stream::{Hub, Listener};
 /// Pieces of body waiting for hyper; the listener's own queue is the real
 /// buffer (and the stall detector), so this only smooths the hand-over.
 const BODY_QUEUE: usize = 2;
-const ALLOWED_OPUS: &str = "preset, key, mode, bpm, intensity, seed, room, bitrate";
-const ALLOWED_WAV: &str = "preset, key, mode, bpm, intensity, seed, room";
 /// Response headers that say where the stream starts, so a client can line
 /// it up with the same room's WebSocket chunks.
 pub const SESSION_HEADER: &str = "x-auralis-session";
@@ -54,14 +53,21 @@ impl Format {
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 enum ListenQueryError {
-    #[error("unknown query parameter \"{0}\": allowed are {1}")]
-    Unknown(String, &'static str),
+    #[error("unknown query parameter \"{0}\": allowed are {allowed}", allowed = allowed(.1))]
+    Unknown(String, bool),
     #[error("bitrate applies to /listen.opus only: WAV is uncompressed")]
     BitrateForWav,
     #[error("bitrate must be a whole number of kbit/s from {MIN_KBPS} to {MAX_KBPS}, got \"{0}\"")]
     Bitrate(String),
     #[error(transparent)]
     Stream(#[from] QueryError),
+}
+
+/// What a /listen query may hold: /ws/stream's (`format` aside) and, for
+/// Opus, the bitrate.
+fn allowed(opus: &bool) -> String {
+    let bitrate = if *opus { ", bitrate" } else { "" };
+    format!("{}, room{bitrate}", control_names())
 }
 
 /// The stream query minus `bitrate`, which only /listen.opus knows; the
@@ -71,7 +77,6 @@ fn parse(
     query: &HashMap<String, String>,
     opus: bool,
 ) -> Result<(StreamRequest, Format), ListenQueryError> {
-    let allowed = if opus { ALLOWED_OPUS } else { ALLOWED_WAV };
     let mut rest = HashMap::with_capacity(query.len());
     let mut kbps = DEFAULT_KBPS;
     for (name, value) in query {
@@ -84,13 +89,13 @@ fn parse(
                     .filter(|k| (MIN_KBPS..=MAX_KBPS).contains(k))
                     .ok_or_else(|| ListenQueryError::Bitrate(value.chars().take(40).collect()))?;
             }
-            "preset" | "key" | "mode" | "bpm" | "intensity" | "seed" | "room" => {
+            n if n == "room" || control(n).is_some() => {
                 rest.insert(name.clone(), value.clone());
             }
             other => {
                 return Err(ListenQueryError::Unknown(
                     other.chars().take(40).collect(),
-                    allowed,
+                    opus,
                 ))
             }
         }

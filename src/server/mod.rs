@@ -180,11 +180,26 @@ async fn stream(
 /// with 1001 and returns.
 pub async fn serve_until_signal(config: ServerConfig) -> anyhow::Result<()> {
     let server = start(config).await?;
-    eprintln!("auralis: listening on http://{}/", server.addr);
+    eprintln!("{LISTENING}{}/", server.addr);
     wait_for_signal().await;
     tracing::info!("shutting down");
     server.shutdown().await?;
     Ok(())
+}
+
+/// The line `auralis serve` prints on stderr once it accepts connections;
+/// tools that start a server (the load test, tests, e2e/server.mjs) wait
+/// for it to learn the port.
+pub const LISTENING: &str = "auralis: listening on http://";
+
+/// The address in a [`LISTENING`] line, if `line` is one.
+pub fn listening_addr(line: &str) -> Option<SocketAddr> {
+    line.split(LISTENING)
+        .nth(1)?
+        .trim_end()
+        .trim_end_matches('/')
+        .parse()
+        .ok()
 }
 
 async fn wait_for_signal() {
@@ -205,5 +220,16 @@ async fn wait_for_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_listening_line_round_trips() {
+        let addr: std::net::SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        let line = format!("{}{addr}/", super::LISTENING);
+        assert_eq!(super::listening_addr(&line), Some(addr));
+        assert_eq!(super::listening_addr("2026 INFO something else"), None);
     }
 }

@@ -2,17 +2,10 @@
 
 use std::collections::HashMap;
 
-use crate::music::change::{ChangeError, ParamChange};
+use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
+use crate::music::params::{control, control_names};
 use crate::music::Params;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireFormat {
-    /// Binary frames: a 32-byte header then PCM; our web client's default.
-    Binary,
-    /// The brief's JSON messages with base64 PCM.
-    Json,
-}
+use crate::wire::WireFormat;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamRequest {
@@ -22,19 +15,16 @@ pub struct StreamRequest {
     pub preset: Option<String>,
 }
 
-const ALLOWED: &str = "format, preset, key, mode, bpm, intensity, seed, room";
 const MAX_ROOM_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
-    #[error("unknown query parameter \"{0}\": allowed are {ALLOWED}")]
+    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room", names = control_names())]
     Unknown(String),
     #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
     Format(String),
-    #[error("{name} must be a number, got \"{value}\"")]
-    Number { name: &'static str, value: String },
-    #[error("seed must be a whole number from 0 to 18446744073709551615, got \"{0}\"")]
-    Seed(String),
+    #[error(transparent)]
+    Field(#[from] FieldError),
     #[error(
         "room must be 1–{MAX_ROOM_LEN} characters of letters, digits, '-', '_' or '.', got \"{0}\""
     )]
@@ -69,21 +59,11 @@ impl StreamRequest {
                     }
                     room = Some(value.clone());
                 }
-                "preset" => change.preset = Some(value.clone()),
-                "key" => change.key = Some(value.clone()),
-                "mode" => change.mode = Some(value.clone()),
-                "bpm" => change.bpm = Some(number("bpm", value)?),
-                "intensity" => change.intensity = Some(number("intensity", value)?),
-                "seed" => {
-                    change.seed = Some(value.parse().map_err(|_| QueryError::Seed(clip(value)))?)
-                }
+                other if control(other).is_some() => change.set(other, RawValue::Text(value))?,
                 other => return Err(QueryError::Unknown(clip(other))),
             }
         }
-        if change.preset.is_none() {
-            change.preset = Some("focus".into());
-        }
-        let (params, preset) = change.apply_to(&Params::default())?;
+        let (params, preset) = change.resolve()?;
         Ok(Self {
             format,
             room,
@@ -91,17 +71,6 @@ impl StreamRequest {
             preset: preset.map(|p| p.name.to_string()),
         })
     }
-}
-
-fn number(name: &'static str, value: &str) -> Result<f32, QueryError> {
-    value
-        .parse::<f32>()
-        .ok()
-        .filter(|v| v.is_finite())
-        .ok_or_else(|| QueryError::Number {
-            name,
-            value: clip(value),
-        })
 }
 
 fn clip(s: &str) -> String {

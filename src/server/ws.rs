@@ -12,10 +12,13 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
-use super::protocol::{self, ClientMessage, ProtocolError, MAX_CLIENT_MESSAGE};
-use super::query::{StreamRequest, WireFormat};
-use crate::stream::session::{unix_now, CloseReason, Outgoing};
+use super::protocol::{self, ClientMessage, ClientStats, ProtocolError, MAX_CLIENT_MESSAGE};
+use super::query::StreamRequest;
+use crate::music::change::ParamChange;
+use crate::stream::metrics::Metrics;
+use crate::stream::session::{unix_now, CloseReason, Outgoing, SessionEnded, SessionHandle};
 use crate::stream::{Hub, Listener};
+use crate::wire::{ErrorCode, Hello, ServerMessage, WireFormat};
 
 /// A session's message as a WebSocket frame in the listener's format; None
 /// only if a JSON chunk were not UTF-8, which base64 rules out.
@@ -116,20 +119,20 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest, timeo
 }
 
 fn hello(listener: &Listener, request: &StreamRequest) -> String {
-    serde_json::json!({
-        "type": "hello",
-        "session_id": &*listener.session.id,
-        "room": listener.session.room.as_deref(),
-        "sample_rate": crate::SAMPLE_RATE,
-        "channels": crate::CHANNELS,
-        "chunk_ms": crate::audio::CHUNK_MS,
-        "format": request.format,
-        "preset": listener.info.state.preset,
-        "params": listener.info.state.params,
-        "next_seq": listener.info.next_seq,
-        "server_version": env!("CARGO_PKG_VERSION"),
+    let state = &listener.info.state;
+    ServerMessage::Hello(Hello {
+        session_id: &listener.session.id,
+        room: listener.session.room.as_deref(),
+        sample_rate: crate::SAMPLE_RATE,
+        channels: crate::CHANNELS,
+        chunk_ms: crate::audio::CHUNK_MS,
+        format: request.format,
+        preset: state.preset.as_deref(),
+        params: &state.params,
+        next_seq: listener.info.next_seq,
+        server_version: env!("CARGO_PKG_VERSION"),
     })
-    .to_string()
+    .to_json()
 }
 
 async fn write_loop(
@@ -262,20 +265,88 @@ impl RateLimit {
     }
 }
 
+/// One listener's side of the conversation: a handler per client message,
+/// apart from the socket so that it can be driven directly.
+struct Client {
+    session: SessionHandle,
+    metrics: Arc<Metrics>,
+    /// The highest underrun count the client reported: its counter is
+    /// cumulative, the server's is a sum over clients.
+    underruns: u64,
+}
+
+impl Client {
+    /// The reply to one text message, if it has one. `Err` means the session
+    /// has ended and the connection should too.
+    async fn on_text(&mut self, text: &str) -> Result<Option<String>, SessionEnded> {
+        let reply = match protocol::parse(text) {
+            Err(e) => Some(self.error(&e)),
+            Ok(ClientMessage::Ping { t }) => Some(on_ping(t)),
+            Ok(ClientMessage::Stats(s)) => {
+                self.on_stats(&s);
+                None
+            }
+            Ok(ClientMessage::Control(change)) => self.on_control(change).await?,
+        };
+        Ok(reply)
+    }
+
+    fn error(&self, e: &ProtocolError) -> String {
+        self.metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
+        e.to_json()
+    }
+
+    fn on_stats(&mut self, s: &ClientStats) {
+        let m = &self.metrics;
+        if let Some(v) = s.latency_ms {
+            m.record_client_latency_ms(v);
+        }
+        if let Some(v) = s.control_latency_ms {
+            m.record_control_latency_ms(v);
+        }
+        if let Some(v) = s.buffer_ms {
+            m.record_client_buffer_ms(v);
+        }
+        if let Some(u) = s.underruns {
+            let delta = u.saturating_sub(self.underruns);
+            m.client_underruns.fetch_add(delta, Ordering::Relaxed);
+            self.underruns = self.underruns.max(u);
+        }
+    }
+
+    /// The new parameters reach every listener (this one included) as a
+    /// `params` message from the session, so success has no reply here.
+    async fn on_control(&self, change: ParamChange) -> Result<Option<String>, SessionEnded> {
+        Ok(match self.session.control(change).await? {
+            Ok(_) => None,
+            Err(e) => {
+                Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))
+            }
+        })
+    }
+}
+
+fn on_ping(t: f64) -> String {
+    ServerMessage::Pong {
+        t,
+        server_time: unix_now(),
+    }
+    .to_json()
+}
+
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     replies: mpsc::Sender<Reply>,
-    session: crate::stream::session::SessionHandle,
+    session: SessionHandle,
     hub: Arc<Hub>,
     timeouts: Timeouts,
 ) {
-    let metrics = hub.metrics.clone();
-    let mut limit = RateLimit::new();
-    let mut last_underruns: Option<u64> = None;
-    let reply_error = |e: ProtocolError| {
-        metrics.protocol_errors.fetch_add(1, Ordering::Relaxed);
-        Reply::Text(e.to_json())
+    let mut client = Client {
+        session,
+        metrics: hub.metrics.clone(),
+        underruns: 0,
     };
+    let mut limit = RateLimit::new();
     loop {
         let Ok(incoming) = tokio::time::timeout(timeouts.idle, stream.next()).await else {
             let reason = format!(
@@ -287,84 +358,50 @@ async fn read_loop(
             return;
         };
         let Some(incoming) = incoming else { return };
-        let text = match incoming {
-            Ok(Message::Text(t)) => t,
-            Ok(Message::Binary(_)) => {
-                let e = ProtocolError {
-                    code: "binary_not_supported",
-                    message: "the server accepts only JSON text messages from clients".into(),
-                };
-                if replies.try_send(reply_error(e)).is_err() {
-                    let reason = "message flood: replies are not being read".to_string();
-                    close_with(&replies, 1008, reason).await;
+        let reply = match incoming {
+            Ok(Message::Text(text)) => {
+                // The transport's own limit is far above this one, so a
+                // client that overshoots learns why it is closed.
+                if text.len() > MAX_CLIENT_MESSAGE {
+                    let reason = format!(
+                        "message of {} bytes is too big: the limit is {MAX_CLIENT_MESSAGE}",
+                        text.len()
+                    );
+                    close_with(&replies, 1009, reason).await;
                     drain(&mut stream).await;
                     return;
                 }
-                continue;
+                if !limit.allow() {
+                    if limit.rejected_in_a_row >= MAX_REJECTED {
+                        let reason =
+                            format!("message flood: more than {RATE_PER_SEC} messages per second");
+                        close_with(&replies, 1008, reason).await;
+                        drain(&mut stream).await;
+                        return;
+                    }
+                    let e = ProtocolError::new(
+                        ErrorCode::RateLimited,
+                        format!(
+                            "too many messages: at most {RATE_PER_SEC} per second (bursts of {RATE_BURST})"
+                        ),
+                    );
+                    let _ = replies.try_send(Reply::Text(client.error(&e)));
+                    continue;
+                }
+                match client.on_text(&text).await {
+                    Ok(reply) => reply,
+                    Err(SessionEnded) => return,
+                }
             }
-            Ok(Message::Close(_)) => return,
-            Err(_) => return,
+            Ok(Message::Binary(_)) => Some(client.error(&ProtocolError::new(
+                ErrorCode::BinaryNotSupported,
+                "the server accepts only JSON text messages from clients",
+            ))),
+            Ok(Message::Close(_)) | Err(_) => return,
             Ok(_) => continue,
         };
-        if text.len() > MAX_CLIENT_MESSAGE {
-            let reason = format!(
-                "message of {} bytes is too big: the limit is {MAX_CLIENT_MESSAGE}",
-                text.len()
-            );
-            close_with(&replies, 1009, reason).await;
-            drain(&mut stream).await;
-            return;
-        }
-        if !limit.allow() {
-            if limit.rejected_in_a_row >= MAX_REJECTED {
-                let reason = format!("message flood: more than {RATE_PER_SEC} messages per second");
-                close_with(&replies, 1008, reason).await;
-                drain(&mut stream).await;
-                return;
-            }
-            let e = ProtocolError {
-                code: "rate_limited",
-                message: format!(
-                    "too many messages: at most {RATE_PER_SEC} per second (bursts of {RATE_BURST})"
-                ),
-            };
-            let _ = replies.try_send(reply_error(e));
-            continue;
-        }
-        let reply = match protocol::parse(&text) {
-            Err(e) => Some(reply_error(e)),
-            Ok(ClientMessage::Ping { t }) => Some(Reply::Text(
-                serde_json::json!({"type": "pong", "t": t, "server_time": unix_now()}).to_string(),
-            )),
-            Ok(ClientMessage::Stats(s)) => {
-                if let Some(v) = s.latency_ms {
-                    metrics.record_client_latency_ms(v);
-                }
-                if let Some(v) = s.control_latency_ms {
-                    metrics.record_control_latency_ms(v);
-                }
-                if let Some(v) = s.buffer_ms {
-                    metrics.record_client_buffer_ms(v);
-                }
-                if let Some(u) = s.underruns {
-                    let delta = u.saturating_sub(last_underruns.unwrap_or(0));
-                    metrics.client_underruns.fetch_add(delta, Ordering::Relaxed);
-                    last_underruns = Some(u.max(last_underruns.unwrap_or(0)));
-                }
-                None
-            }
-            Ok(ClientMessage::Control(change)) => match session.control(change).await {
-                // The new parameters reach every listener as a `params` message.
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(reply_error(ProtocolError {
-                    code: "invalid_params",
-                    message: e.to_string(),
-                })),
-                Err(_) => return,
-            },
-        };
         if let Some(r) = reply {
-            if replies.try_send(r).is_err() {
+            if replies.try_send(Reply::Text(r)).is_err() {
                 // Replies pile up faster than the client reads them: a flood.
                 let reason = "message flood: replies are not being read".to_string();
                 close_with(&replies, 1008, reason).await;
@@ -399,3 +436,102 @@ async fn close_with(replies: &mpsc::Sender<Reply>, code: u16, reason: String) {
 /// between `MAX_CLIENT_MESSAGE` and this, the client gets a 1009 close with
 /// a reason.
 pub const TRANSPORT_MAX_MESSAGE: usize = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::session_tests::{join, next_text, tone_hub};
+
+    fn client(hub: &Hub, listener: &Listener) -> Client {
+        Client {
+            session: listener.session.clone(),
+            metrics: hub.metrics.clone(),
+            underruns: 0,
+        }
+    }
+
+    fn json(reply: Option<String>) -> serde_json::Value {
+        serde_json::from_str(&reply.expect("a reply")).expect("JSON")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ping_is_answered_with_the_clients_time() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        let pong = json(c.on_text(r#"{"type":"ping","t":12.5}"#).await.unwrap());
+        assert_eq!(pong["type"], "pong");
+        assert_eq!(pong["t"], 12.5);
+        assert!(pong["server_time"].as_f64().unwrap() > 1.6e9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stats_feed_the_metrics_and_underruns_count_once() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        for text in [
+            r#"{"type":"stats","underruns":3,"latency_ms":400,"buffer_ms":300}"#,
+            r#"{"type":"stats","underruns":5,"control_latency_ms":250}"#,
+            r#"{"type":"stats","underruns":2}"#,
+        ] {
+            assert_eq!(c.on_text(text).await.unwrap(), None, "stats have no reply");
+        }
+        let m = &hub.metrics;
+        assert_eq!(m.client_underruns.load(Ordering::Relaxed), 5);
+        assert_eq!(m.client_latency_ms().count, 1);
+        assert_eq!(m.control_latency_ms().p50, 250.0);
+        assert_eq!(m.client_buffer_ms().p50, 300.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_control_reaches_the_session_and_a_bad_one_gets_an_error() {
+        let (hub, _) = tone_hub(20, 2);
+        let mut l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        let ok = c
+            .on_text(r#"{"type":"control","params":{"key":"F","mode":"lydian"}}"#)
+            .await
+            .unwrap();
+        assert_eq!(ok, None, "the session answers everyone with `params`");
+        let params = next_text(&mut l).await;
+        assert_eq!(
+            (params["key"].as_str(), params["mode"].as_str()),
+            (Some("F"), Some("lydian"))
+        );
+        let err = json(
+            c.on_text(r#"{"type":"control","params":{"bpm":500}}"#)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(err["type"], "error");
+        assert_eq!(err["code"], "invalid_params");
+        assert!(
+            err["message"].as_str().unwrap().contains("40 to 120"),
+            "{err}"
+        );
+        let err = json(c.on_text("nonsense").await.unwrap());
+        assert_eq!(err["code"], "invalid_json");
+        assert_eq!(hub.metrics.protocol_errors.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_control_after_the_session_ended_ends_the_connection() {
+        let (hub, _) = tone_hub(20, 2);
+        let l = join(&hub, None).await;
+        let mut c = client(&hub, &l);
+        hub.shutdown.cancel();
+        l.leave().await;
+        let mut ended = false;
+        for _ in 0..100 {
+            if c.session.is_closed() {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(ended, "the session task stopped");
+        let r = c.on_text(r#"{"type":"control","params":{"bpm":70}}"#).await;
+        assert!(matches!(r, Err(SessionEnded)));
+    }
+}

@@ -15,7 +15,7 @@ use super::session::{
     self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
 };
 use crate::music::Params;
-use crate::pipeline::{EngineSource, Renderer};
+use crate::pipeline::{EngineFactory, EngineSource, Renderer};
 use crate::synth::{EngineKind, EngineSettings, FontSet};
 
 #[derive(Clone)]
@@ -77,6 +77,8 @@ impl Drop for Listener {
 
 pub struct Hub {
     config: HubConfig,
+    /// What every session's synthesizers are built from.
+    engines: EngineSource,
     pool: Arc<RenderPool>,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
@@ -89,9 +91,36 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose sessions play the configured SoundFonts with rustysynth.
     pub fn new(config: HubConfig, render_threads: usize, shutdown: CancellationToken) -> Arc<Self> {
+        Self::build(config, render_threads, shutdown, None)
+    }
+
+    /// A hub whose sessions get their synthesizer from `make_engine` (tests
+    /// give a signal generator, so session logic is checked without fonts).
+    pub fn with_engine(
+        config: HubConfig,
+        render_threads: usize,
+        shutdown: CancellationToken,
+        make_engine: EngineFactory,
+    ) -> Arc<Self> {
+        Self::build(config, render_threads, shutdown, Some(make_engine))
+    }
+
+    fn build(
+        config: HubConfig,
+        render_threads: usize,
+        shutdown: CancellationToken,
+        custom: Option<EngineFactory>,
+    ) -> Arc<Self> {
+        let engines = EngineSource {
+            settings: config.engine,
+            custom,
+            ..EngineSource::new(config.engine_kind, &config.fonts)
+        };
         Arc::new(Self {
             config,
+            engines,
             pool: Arc::new(RenderPool::new(render_threads)),
             metrics: Arc::new(Metrics::new()),
             shutdown,
@@ -251,12 +280,8 @@ impl Hub {
             });
         }
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
-        let source = EngineSource {
-            settings: self.config.engine,
-            ..EngineSource::new(self.config.engine_kind, &self.config.fonts)
-        };
-        let renderer =
-            Renderer::new(params.clone(), &source).map_err(|e| JoinError::Engine(e.to_string()))?;
+        let renderer = Renderer::new(params.clone(), &self.engines)
+            .map_err(|e| JoinError::Engine(e.to_string()))?;
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),

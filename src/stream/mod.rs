@@ -6,5 +6,11 @@ pub mod metrics;
 pub mod opus;
 pub mod pool;
 pub mod session;
+#[cfg(test)]
+pub(crate) mod session_tests;
 
 pub use hub::{Hub, HubConfig, JoinError, Listener};
+
+/// Chunks a session renders ahead of the wall clock: 200 ms of audio that
+/// a new listener receives at once, so its player can start without waiting.
+pub const DEFAULT_LEAD_CHUNKS: u64 = 2;

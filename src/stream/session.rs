@@ -18,8 +18,8 @@ use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
 use crate::audio::{pcm, CHUNK_FRAMES};
 use crate::music::change::{ChangeError, ParamChange};
-use crate::music::Params;
 use crate::pipeline::Renderer;
+use crate::wire::{ParamsState, ServerMessage};
 
 pub const CHUNK_DURATION: Duration = Duration::from_millis(crate::audio::CHUNK_MS as u64);
 
@@ -53,14 +53,6 @@ impl CloseReason {
             CloseReason::Shutdown => "server shutting down",
         }
     }
-}
-
-/// The parameters in force, with the preset they started from.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ParamsState {
-    pub preset: Option<String>,
-    #[serde(flatten)]
-    pub params: Params,
 }
 
 /// Answer to a control change: what now holds, and the first chunk whose
@@ -394,12 +386,11 @@ impl SessionTask {
 
 /// The `params` message sent to every listener of a session after a change.
 pub fn params_message(ack: &ControlAck) -> String {
-    let mut v = serde_json::to_value(&ack.state).unwrap_or_default();
-    if let Some(obj) = v.as_object_mut() {
-        obj.insert("type".into(), "params".into());
-        obj.insert("applies_at_seq".into(), ack.applies_at_seq.into());
+    ServerMessage::Params {
+        state: &ack.state,
+        applies_at_seq: ack.applies_at_seq,
     }
-    v.to_string()
+    .to_json()
 }
 
 pub fn unix_now() -> f64 {

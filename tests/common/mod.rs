@@ -8,6 +8,7 @@ use std::time::Duration;
 use auralis::server::{RunningServer, ServerConfig};
 use auralis::stream::HubConfig;
 use auralis::synth::{EngineSettings, FontSet};
+use auralis::wire::BinaryHeader;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -39,7 +40,7 @@ pub fn config() -> ServerConfig {
             max_sessions: 50,
             max_rooms: 10,
             queue_chunks: 20,
-            lead_chunks: 2,
+            lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
         },
     }
 }
@@ -94,11 +95,11 @@ pub fn decode_audio(msg: &Message) -> Option<Audio> {
     use base64::Engine as _;
     match msg {
         Message::Binary(b) => {
-            assert_eq!(&b[0..4], b"AURA", "binary frames start with the magic");
+            let (header, pcm) = BinaryHeader::decode(b).expect("a well-formed binary frame");
             Some(Audio {
-                seq: u64::from_le_bytes(b[8..16].try_into().unwrap()),
-                timestamp: f64::from_le_bytes(b[16..24].try_into().unwrap()),
-                pcm: b[32..].to_vec(),
+                seq: header.seq,
+                timestamp: header.timestamp,
+                pcm: pcm.to_vec(),
             })
         }
         Message::Text(t) => {

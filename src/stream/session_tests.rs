@@ -1,0 +1,261 @@
+//! Sessions and the hub driven directly, with a signal generator for an
+//! engine and tokio's paused clock: pacing, fan-out, control changes, slow
+//! listeners and limits are checked without sockets, fonts or wall time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::hub::{Hub, HubConfig, JoinError, Listener};
+use super::session::{CloseReason, Outgoing};
+use crate::audio::CHUNK_FRAMES;
+use crate::music::change::ParamChange;
+use crate::music::Params;
+use crate::pipeline::EngineFactory;
+use crate::synth::{Engine, EngineKind, EngineSettings, FontSet};
+
+/// What the test engine saw, shared with the test.
+#[derive(Default)]
+pub(crate) struct Seen {
+    pub frames: AtomicU64,
+    pub notes: AtomicU64,
+}
+
+/// A 441 Hz square wave at a quarter of full scale, whatever is played: a
+/// known signal through the real mix stage, at no synthesis cost.
+struct Tone {
+    phase: u64,
+    seen: Arc<Seen>,
+}
+
+impl Engine for Tone {
+    fn name(&self) -> &'static str {
+        "tone"
+    }
+    fn program_change(&mut self, _channel: u8, _program: u8) {}
+    fn note_on(&mut self, _channel: u8, _key: u8, _velocity: u8) {
+        self.seen.notes.fetch_add(1, Ordering::Relaxed);
+    }
+    fn note_off(&mut self, _channel: u8, _key: u8) {}
+    fn all_notes_off(&mut self) {}
+    fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
+        for (l, r) in left.iter_mut().zip(right.iter_mut()) {
+            let v = if (self.phase / 50) % 2 == 0 {
+                0.25
+            } else {
+                -0.25
+            };
+            *l = v;
+            *r = v;
+            self.phase += 1;
+        }
+        self.seen
+            .frames
+            .fetch_add(left.len() as u64, Ordering::Relaxed);
+    }
+}
+
+fn config(queue_chunks: usize, max_sessions: usize) -> HubConfig {
+    static FONTS: OnceLock<FontSet> = OnceLock::new();
+    HubConfig {
+        fonts: FONTS.get_or_init(FontSet::builtin).clone(),
+        engine: EngineSettings::default(),
+        engine_kind: EngineKind::Rustysynth,
+        max_listeners: 10,
+        max_sessions,
+        max_rooms: 2,
+        queue_chunks,
+        lead_chunks: super::DEFAULT_LEAD_CHUNKS,
+    }
+}
+
+/// A hub whose sessions play [`Tone`].
+pub(crate) fn tone_hub(queue_chunks: usize, max_sessions: usize) -> (Arc<Hub>, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let for_engines = Arc::clone(&seen);
+    let make: EngineFactory = Arc::new(move || {
+        Box::new(Tone {
+            phase: 0,
+            seen: Arc::clone(&for_engines),
+        })
+    });
+    let hub = Hub::with_engine(
+        config(queue_chunks, max_sessions),
+        1,
+        CancellationToken::new(),
+        make,
+    );
+    (hub, seen)
+}
+
+pub(crate) async fn join(hub: &Arc<Hub>, room: Option<&str>) -> Listener {
+    hub.join(
+        room.map(str::to_string),
+        Params::default(),
+        Some("focus".into()),
+    )
+    .await
+    .expect("a free slot")
+}
+
+/// The next chunk in the listener's queue, skipping text messages.
+async fn next_chunk(l: &mut Listener) -> Arc<super::chunk::Chunk> {
+    loop {
+        match l.queue.recv().await.expect("the session is running") {
+            Outgoing::Chunk(c) => return c,
+            Outgoing::Text(_) => {}
+        }
+    }
+}
+
+/// The next text message in the listener's queue, as JSON.
+pub(crate) async fn next_text(l: &mut Listener) -> serde_json::Value {
+    loop {
+        if let Outgoing::Text(t) = l.queue.recv().await.expect("the session is running") {
+            return serde_json::from_str(&t).expect("JSON");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn chunks_leave_on_an_absolute_schedule_two_ahead() {
+    let (hub, seen) = tone_hub(20, 4);
+    let start = Instant::now();
+    let mut l = join(&hub, None).await;
+    assert_eq!(l.info.next_seq, 0);
+    let mut at = Vec::new();
+    for seq in 0..8 {
+        let c = next_chunk(&mut l).await;
+        assert_eq!(c.seq, seq);
+        assert_eq!(c.frames(), CHUNK_FRAMES);
+        at.push((Instant::now() - start).as_millis());
+    }
+    // The lead leaves at once, then one chunk every 100 ms.
+    assert_eq!(at, [0, 0, 0, 100, 200, 300, 400, 500]);
+    // Each layer's engine renders every chunk (and a few seconds once, to
+    // calibrate its level), in whole chunks.
+    let frames = seen.frames.load(Ordering::Relaxed);
+    assert!(frames >= 2 * 8 * CHUNK_FRAMES as u64, "{frames}");
+    assert_eq!(frames % CHUNK_FRAMES as u64, 0, "whole chunks only");
+    assert!(seen.notes.load(Ordering::Relaxed) > 0, "the composer plays");
+    assert!(hub.metrics.chunks_rendered.load(Ordering::Relaxed) >= 8);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_engines_signal_reaches_the_chunk_after_the_fade_in() {
+    let (hub, _) = tone_hub(20, 4);
+    let mut l = join(&hub, None).await;
+    let mut last = Vec::new();
+    // 2 s: past the 1.5 s fade-in.
+    for _ in 0..20 {
+        last = next_chunk(&mut l).await.pcm.to_vec();
+    }
+    let samples: Vec<i16> = last
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    for channel in 0..2 {
+        let peak = samples
+            .iter()
+            .skip(channel)
+            .step_by(2)
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap();
+        assert!(
+            peak > 2_000,
+            "channel {channel} plays the square wave: peak {peak}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_room_fans_out_the_same_chunks_and_control_changes() {
+    let (hub, _) = tone_hub(20, 4);
+    let mut a = join(&hub, Some("lobby")).await;
+    let first = next_chunk(&mut a).await;
+    let mut b = join(&hub, Some("lobby")).await;
+    assert_eq!(hub.sessions(), 1);
+    assert_eq!(hub.rooms(), 1);
+    assert_eq!(a.session.id, b.session.id);
+    assert!(b.info.next_seq > first.seq);
+    let change = ParamChange {
+        bpm: Some(72.0),
+        ..Default::default()
+    };
+    let ack = a.session.control(change).await.unwrap().unwrap();
+    assert_eq!(ack.state.params.bpm, 72.0);
+    for l in [&mut a, &mut b] {
+        let msg = next_text(l).await;
+        assert_eq!(msg["type"], "params");
+        assert_eq!(msg["bpm"], 72.0);
+        assert_eq!(msg["applies_at_seq"], ack.applies_at_seq);
+    }
+    let c = next_chunk(&mut b).await;
+    let d = loop {
+        let d = next_chunk(&mut a).await;
+        if d.seq == c.seq {
+            break d;
+        }
+    };
+    assert!(Arc::ptr_eq(&c, &d), "one chunk, shared");
+    let bad = ParamChange {
+        bpm: Some(500.0),
+        ..Default::default()
+    };
+    let err = a.session.control(bad).await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("500"), "{err}");
+    assert_eq!(hub.metrics.control_changes.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_that_stops_reading_is_kicked_and_the_others_play_on() {
+    let (hub, _) = tone_hub(3, 4);
+    let mut reader = join(&hub, Some("r")).await;
+    let mut stalled = join(&hub, Some("r")).await;
+    for _ in 0..10 {
+        next_chunk(&mut reader).await;
+    }
+    assert_eq!((&mut stalled.kicked).await, Ok(CloseReason::TooSlow));
+    assert_eq!(
+        hub.metrics.listeners_dropped_slow.load(Ordering::Relaxed),
+        1
+    );
+    next_chunk(&mut reader).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_listener_leaving_ends_the_session_and_frees_the_room() {
+    let (hub, _) = tone_hub(20, 1);
+    let l = join(&hub, Some("r")).await;
+    assert_eq!(
+        hub.join(None, Params::default(), None).await.err(),
+        Some(JoinError::TooManySessions { limit: 1 })
+    );
+    assert_eq!(hub.listeners(), 1);
+    l.leave().await;
+    assert_eq!(hub.listeners(), 0);
+    for _ in 0..100 {
+        if hub.sessions() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!((hub.sessions(), hub.rooms()), (0, 0));
+    let again = join(&hub, None).await;
+    assert_eq!(hub.sessions(), 1);
+    drop(again);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_kicks_every_listener() {
+    let (hub, _) = tone_hub(20, 4);
+    let mut a = join(&hub, None).await;
+    next_chunk(&mut a).await;
+    hub.shutdown.cancel();
+    assert_eq!((&mut a.kicked).await, Ok(CloseReason::Shutdown));
+    assert_eq!(hub.admit(None), Err(JoinError::ShuttingDown));
+}
