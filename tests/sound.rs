@@ -139,18 +139,22 @@ fn assert_smooth_preset_change(fonts: &FontSet) {
     r.set_params(to);
     r.render(44_100 * 30, &mut pcm);
     let st = short_term(&pcm);
-    // From 10 s in (past the fade-in and the first window) to the end.
-    let steady = &st[50..];
-    let jump = steady
+    // Across the change (at 40 s; readings every 100 ms): the music's own
+    // rests move the short-term level elsewhere, the change must not.
+    let around = &st[39 * 10..46 * 10];
+    let jump = around
         .windows(2)
         .map(|w| (w[1] - w[0]).abs())
         .fold(0.0, f64::max);
-    assert!(jump < 3.0, "short-term loudness jumped {jump:.1} LU");
+    assert!(
+        jump < 3.0,
+        "short-term loudness jumped {jump:.1} LU at the change"
+    );
     // Three seconds after the change, and from then on, within 3 LU of the
     // target in every 3 s window (short-term readings of sparse music wander
     // more than the integrated level the presets are held to), and within
     // 1 LU over the whole.
-    let after = &st[(43 * 5)..];
+    let after = &st[43 * 10..];
     let worst = after
         .iter()
         .map(|l| (l - TARGET_LUFS).abs())
