@@ -429,4 +429,47 @@ mod tests {
             Err(AnalysisError::Midi(_))
         ));
     }
+
+    /// Ten minutes of every preset, four seeds: thresholds from the
+    /// measurements in the README (worst case after the change, with margin;
+    /// the loop-based composer before it fails every one but the rests).
+    #[test]
+    fn presets_breathe_and_never_loop() {
+        for preset in crate::music::PRESETS {
+            let mut longest_pad_rest: f64 = 0.0;
+            for seed in 1..=4 {
+                let params = preset.params(seed);
+                let r = analyse_composition(&params, 10.0);
+                let context = format!("{} seed {seed}:\n{r}", preset.name);
+                let piano = r.layer(PIANO_CHANNEL).expect("the piano plays");
+                let pad = r.layer(PAD_CHANNEL).expect("the pad plays");
+                // Before: up to 13 % (piano) and 80 % (pad) at 8 bars.
+                assert!(piano.repeats.iter().all(|&x| x <= 0.06), "{context}");
+                assert!(pad.repeats.iter().all(|&x| x <= 0.25), "{context}");
+                // Before: a chord every bar; now held for bars.
+                let bars_per_minute = f64::from(params.bpm) / 4.0;
+                assert!(
+                    r.chord_changes_per_minute <= 0.6 * bars_per_minute,
+                    "{context}"
+                );
+                // Before: 5 to 83 % of piano notes inside the pad chord.
+                assert!(r.piano_inside_pad <= 0.15, "{context}");
+                // Rests of seconds between statements, and density that
+                // breathes by half again between its 2-minute extremes.
+                assert!(piano.longest_silence >= 5.0, "{context}");
+                let d = &piano.notes_per_minute[..5];
+                let (lo, hi) = d
+                    .iter()
+                    .fold((f64::MAX, 0.0f64), |(l, h), &x| (l.min(x), h.max(x)));
+                assert!(hi >= 1.3 * lo, "{context}");
+                longest_pad_rest = longest_pad_rest.max(pad.longest_silence);
+            }
+            // Before: the pad never rested.
+            assert!(
+                longest_pad_rest >= 20.0,
+                "{}: {longest_pad_rest} s",
+                preset.name
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@ pub mod event;
 mod motif;
 pub mod params;
 pub mod presets;
+pub mod style;
 pub mod theory;
 mod voicing;
 
