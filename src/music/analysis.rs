@@ -359,20 +359,20 @@ mod tests {
         }
     }
 
+    /// 64 bars at 60 BPM (a bar is 4 s), one 1-s piano note per bar, the
+    /// keys cycling with `period` bars.
+    fn bar_loop(period: u8) -> Vec<Note> {
+        (0..64u8)
+            .map(|b| {
+                let on = f64::from(b) * 4.0;
+                note(on, on + 1.0, PIANO_CHANNEL, 60 + b % period)
+            })
+            .collect()
+    }
+
     #[test]
     fn a_four_bar_loop_repeats_at_every_lag() {
-        // 60 BPM: a bar is 4 s. One piano note per bar, pattern of 4 keys.
-        let notes: Vec<Note> = (0..64)
-            .map(|b| {
-                note(
-                    f64::from(b) * 4.0,
-                    f64::from(b) * 4.0 + 1.0,
-                    0,
-                    60 + (b % 4) as u8,
-                )
-            })
-            .collect();
-        let r = analyse(&notes, 60.0);
+        let r = analyse(&bar_loop(4), 60.0);
         let piano = r.layer(PIANO_CHANNEL).unwrap();
         assert_eq!(piano.repeats, [1.0, 1.0, 1.0]);
         assert!((piano.silence - 0.75).abs() < 0.01, "{}", piano.silence);
@@ -384,17 +384,7 @@ mod tests {
 
     #[test]
     fn a_five_bar_loop_does_not_repeat_at_power_of_two_lags() {
-        let notes: Vec<Note> = (0..64)
-            .map(|b| {
-                note(
-                    f64::from(b) * 4.0,
-                    f64::from(b) * 4.0 + 1.0,
-                    0,
-                    60 + (b % 5) as u8,
-                )
-            })
-            .collect();
-        let r = analyse(&notes, 60.0);
+        let r = analyse(&bar_loop(5), 60.0);
         assert_eq!(r.layer(PIANO_CHANNEL).unwrap().repeats, [0.0, 0.0, 0.0]);
     }
 
