@@ -40,6 +40,8 @@ const ARC_DENSITY: f32 = 0.3;
 const ARC_BRIGHTNESS: f32 = 0.2;
 const ARC_PAD_VELOCITY: f32 = 6.0;
 const ARC_REGISTER: f32 = 4.0;
+/// Extra piano velocity while the pad rests.
+const SOLO_VELOCITY: f32 = 12.0;
 /// Intensity reaches a new value over this many beats instead of jumping.
 const GLIDE_BEATS: u8 = 3;
 /// Late by up to 40 ms, never early: early would land before the beat that
@@ -112,6 +114,8 @@ pub struct Composer {
     /// Last pad voicing, kept while the pad rests to lead the next one.
     voicing: Option<Voicing>,
     pad_sounding: bool,
+    /// Beats the pad has sounded, for its breathing loop (wraps).
+    pad_beats: u32,
     texture: Texture,
     motif: Motif,
     motif_eighth: u32,
@@ -155,6 +159,7 @@ impl Composer {
             plan: [[0; 4]; MAX_STEPS],
             voicing: None,
             pad_sounding: false,
+            pad_beats: 0,
             texture: Texture::Both,
             motif,
             motif_eighth: 0,
@@ -408,7 +413,30 @@ impl Composer {
         let bar_line = self.beat_in_phrase % BEATS_PER_BAR == 0;
         if plays && (!self.pad_sounding || (switch && bar_line)) {
             self.sound_chord(self.plan[index], at, out);
+        } else if self.pad_sounding {
+            self.breathe(at, out);
         }
+    }
+
+    /// Re-strikes one held voice of the pad (a different one each time)
+    /// on the pad's own loop: the chord stays, its colour moves.
+    fn breathe(&mut self, at: Frame, out: &mut Vec<Event>) {
+        self.pad_beats = self.pad_beats.wrapping_add(1);
+        let breath = self.style().pad_breath_beats;
+        let Some(voicing) = self.voicing else {
+            return;
+        };
+        if self.pad_beats % breath != 0 {
+            return;
+        }
+        let key = voicing[(self.pad_beats / breath) as usize % voicing.len()];
+        out.push(note_off(at, PAD_CHANNEL, key));
+        let velocity = humanise(self.pad_velocity() - 6.0, 3, &mut self.rng);
+        out.push(note_on(at, PAD_CHANNEL, key, velocity));
+    }
+
+    fn pad_velocity(&self) -> f32 {
+        54.0 + 22.0 * self.intensity + ARC_PAD_VELOCITY * self.arc()[3]
     }
 
     /// Plans the pad from step `index` to the end of the phrase, starting
@@ -445,7 +473,7 @@ impl Composer {
             self.pad_program = program_now;
             out.push(program(at, PAD_CHANNEL, program_now));
         }
-        let base = 54.0 + 22.0 * self.intensity + ARC_PAD_VELOCITY * self.arc()[3];
+        let base = self.pad_velocity();
         for &key in next.iter().filter(|k| !keeps(k)) {
             let velocity = humanise(base, 3, &mut self.rng);
             out.push(note_on(at, PAD_CHANNEL, key, velocity));
@@ -543,9 +571,16 @@ impl Composer {
         (low, high)
     }
 
-    /// Velocity of a piano note: intensity and the arc's brightness.
+    /// Velocity of a piano note: intensity and the arc's brightness; a
+    /// piano playing alone comes forward, so that a passage without the pad
+    /// does not fall far below the rest of the piece in loudness.
     fn piano_velocity(&self) -> f32 {
-        35.0 + 60.0 * unit(self.intensity + ARC_BRIGHTNESS * self.arc()[2])
+        let solo = if self.texture == Texture::PianoAlone {
+            SOLO_VELOCITY
+        } else {
+            0.0
+        };
+        35.0 + solo + 60.0 * unit(self.intensity + ARC_BRIGHTNESS * self.arc()[2])
     }
 
     /// One motif note; at high density sometimes doubled at the octave.

@@ -28,6 +28,10 @@ pub struct Style {
     pub motif_eighths: u32,
     /// A single high piano note on its own, longer loop (eighths).
     pub bell_eighths: u32,
+    /// The pad re-strikes one of its held voices every this many beats (odd,
+    /// a third loop), so a chord held for bars keeps breathing instead of
+    /// decaying (GM 88 on FluidR3 fades within seconds).
+    pub pad_breath_beats: u32,
     /// Lowest key of the piano line: the pad is voiced below it.
     pub piano_floor: i32,
     /// Per phrase, the base chance that the pad plays alone, and that the
@@ -64,6 +68,7 @@ const DORIAN: Style = Style {
     suspension: 0.5,
     motif_eighths: 23,
     bell_eighths: 37,
+    pad_breath_beats: 11,
     piano_floor: 65,
     pad_alone: 0.12,
     piano_alone: 0.15,
@@ -80,6 +85,7 @@ const IONIAN: Style = Style {
     suspension: 0.4,
     motif_eighths: 27,
     bell_eighths: 41,
+    pad_breath_beats: 13,
     piano_floor: 65,
     pad_alone: 0.1,
     piano_alone: 0.25,
@@ -96,6 +102,7 @@ const AEOLIAN: Style = Style {
     suspension: 0.6,
     motif_eighths: 31,
     bell_eighths: 53,
+    pad_breath_beats: 17,
     piano_floor: 62,
     pad_alone: 0.35,
     piano_alone: 0.05,
@@ -112,6 +119,7 @@ const MIXOLYDIAN: Style = Style {
     suspension: 0.3,
     motif_eighths: 29,
     bell_eighths: 47,
+    pad_breath_beats: 9,
     piano_floor: 67,
     pad_alone: 0.25,
     piano_alone: 0.2,
@@ -128,6 +136,7 @@ const LYDIAN: Style = Style {
     suspension: 0.3,
     motif_eighths: 19,
     bell_eighths: 31,
+    pad_breath_beats: 15,
     piano_floor: 67,
     pad_alone: 0.08,
     piano_alone: 0.3,
@@ -144,6 +153,7 @@ const PHRYGIAN: Style = Style {
     suspension: 0.4,
     motif_eighths: 25,
     bell_eighths: 43,
+    pad_breath_beats: 19,
     piano_floor: 62,
     pad_alone: 0.2,
     piano_alone: 0.2,
