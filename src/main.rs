@@ -53,6 +53,9 @@ enum Command {
     /// Render hours of audio in several sessions as fast as possible and
     /// watch memory.
     Soak(SoakArgs),
+    /// Measure a composition over minutes: loops, density, harmonic rhythm,
+    /// rests per layer, pad/piano register overlap.
+    Analyze(AnalyzeArgs),
     /// Build SoundFonts from sample packages.
     Soundfont {
         #[command(subcommand)]
@@ -284,6 +287,30 @@ struct SoundcheckArgs {
 }
 
 #[derive(Args)]
+struct AnalyzeArgs {
+    /// A MIDI file (e.g. from `render --midi`); without it, the composer's
+    /// own output for the music options below is analysed (no audio needed).
+    file: Option<PathBuf>,
+    #[command(flatten)]
+    music: MusicArgs,
+    /// Minutes to compose when no file is given.
+    #[arg(long, default_value_t = 10.0, value_parser = parse_minutes)]
+    minutes: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(m) if (0.1..=1440.0).contains(&m) => Ok(m),
+        _ => Err(format!(
+            "minutes must be a number from 0.1 to 1440, got {s}"
+        )),
+    }
+}
+
+#[derive(Args)]
 struct BenchArgs {
     /// Phrases to render (each 8 bars at 60 BPM, 32 s).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
@@ -328,6 +355,7 @@ fn main() -> Result<()> {
         Command::Presets { json } => presets(json),
         Command::Soundfonts { fonts, json } => soundfonts(&fonts, json),
         Command::Soundfont { action } => soundfont(action),
+        Command::Analyze(args) => analyze(args),
     }
 }
 
@@ -744,6 +772,26 @@ fn soundfonts(fonts: &FontArgs, json: bool) -> Result<()> {
     }
     for p in &set.problems {
         println!("problem: {p}");
+    }
+    Ok(())
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<()> {
+    use auralis::music::analysis;
+    let report = match &args.file {
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let (notes, bpm) = analysis::notes_from_midi(&bytes)
+                .with_context(|| format!("cannot analyse {}", path.display()))?;
+            analysis::analyse(&notes, bpm)
+        }
+        None => analysis::analyse_composition(&args.music.params()?, args.minutes),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Composition: turns [`Params`] into an endless, deterministic stream of
 //! note events for a piano (channel 0) and a pad (channel 1).
 
+pub mod analysis;
 pub mod change;
 mod chords;
 pub mod composer;
@@ -8,6 +9,7 @@ pub mod event;
 mod motif;
 pub mod params;
 pub mod presets;
+pub mod style;
 pub mod theory;
 mod voicing;
 

@@ -24,6 +24,10 @@ pub struct MotifNote {
     pub step: i8,
     /// Length in beats; long, because the piano is a colour, not a pulse.
     pub beats: u8,
+    /// Order in which notes drop out when the piano thins: a sparse
+    /// statement keeps the same notes every time (rank 0, the head, always
+    /// plays), so it is still recognisably the motif.
+    pub rank: u8,
 }
 
 /// 3 to 6 notes; a fixed array so the composer's memory does not depend on
@@ -45,13 +49,20 @@ impl Motif {
             slot: 0,
             step: 0,
             beats: 1,
+            rank: 0,
         }; MAX_NOTES];
+        let ranks = std::iter::once(0).chain(
+            index::sample(rng, len - 1, len - 1)
+                .into_iter()
+                .map(|r| r + 1),
+        );
         let mut step = [0, 2, 4, 7][rng.gen_range(0..4)];
-        for (note, slot) in notes.iter_mut().zip(slots) {
+        for ((note, slot), rank) in notes.iter_mut().zip(slots).zip(ranks) {
             *note = MotifNote {
                 slot: slot as u8,
                 step,
                 beats: rng.gen_range(1..=4),
+                rank: rank as u8,
             };
             step = (step + rng.gen_range(-2..=3)).clamp(*STEP_RANGE.start(), *STEP_RANGE.end());
         }
@@ -118,6 +129,9 @@ mod tests {
         for n in notes {
             assert!(n.slot < SLOTS && STEP_RANGE.contains(&n.step) && (1..=4).contains(&n.beats));
         }
+        let mut ranks: Vec<u8> = notes.iter().map(|n| n.rank).collect();
+        ranks.sort_unstable();
+        assert!(ranks.iter().copied().eq(0..notes.len() as u8), "{notes:?}");
     }
 
     #[test]
