@@ -16,9 +16,9 @@ pub const TARGET_LUFS: f64 = -16.0;
 /// Hops below this (absolute gate, BS.1770) are not music.
 const ABSOLUTE_GATE_LUFS: f64 = -70.0;
 /// Hops this far under the running level are rests and tails: they hold the
-/// gain instead of moving it (BS.1770's relative gate for integrated
-/// loudness is the same 10 LU).
-const RELATIVE_GATE_LU: f64 = 10.0;
+/// gain instead of moving it. Wider than BS.1770's 10 LU: a piano speaking
+/// alone after the pad has rested is music to level, not a rest.
+const RELATIVE_GATE_LU: f64 = 15.0;
 /// The measurement hop and window: BS.1770's momentary loudness (400 ms,
 /// updated every 100 ms).
 const HOP_FRAMES: u32 = crate::SAMPLE_RATE / 10;

@@ -21,10 +21,10 @@ use crate::synth::{EngineError, EngineKind};
 pub const REFERENCE_LUFS: f64 = -24.0;
 /// How far the piano stands above the reference, in dB, against the pad at
 /// the reference. Measured in the mix (stems, gated, so the piano's level is
-/// its level while it plays), this puts it 2–3 LU under the pad at intensity
-/// 0.5 and lets a quiet preset's softer touch keep it further back
-/// ("sleep": 7–9 LU), as the presets intend; see README, "Sound".
-const PIANO_LIFT_DB: f64 = 4.0;
+/// its level while it plays), this puts it within a few LU of the pad and
+/// lets a quiet preset's softer touch keep it further back ("sleep"), as the
+/// presets intend; see README, "Sound".
+const PIANO_LIFT_DB: f64 = 2.5;
 /// A font that is silent or absurdly loud on the reference gets at most this
 /// much correction rather than a wild gain.
 const MAX_CORRECTION_DB: f64 = 30.0;
