@@ -148,6 +148,11 @@ impl SessionHandle {
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
+
+    /// Resolves once the session task has ended.
+    pub async fn closed(&self) {
+        self.commands.closed().await;
+    }
 }
 
 pub(super) struct SessionSpec {
