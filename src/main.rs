@@ -344,8 +344,14 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    let command = Cli::parse().command;
+    if !matches!(command, Command::Serve(_) | Command::Loadtest(_)) {
+        end_quietly_on_a_closed_pipe();
+    }
+    match command {
         Command::Serve(args) => serve(args),
         Command::Soundcheck(args) => soundcheck(args),
         Command::Loadtest(args) => loadtest(args),
@@ -356,6 +362,19 @@ fn main() -> Result<()> {
         Command::Soundfonts { fonts, json } => soundfonts(&fonts, json),
         Command::Soundfont { action } => soundfont(action),
         Command::Analyze(args) => analyze(args),
+    }
+}
+
+/// `auralis presets | head` closes the pipe early; a report printer should
+/// then stop as any Unix tool does, not panic on the failed write. Rust
+/// ignores SIGPIPE, so its default (end the process) is restored for the
+/// commands that only print; the server's sockets never raise it (they
+/// write with MSG_NOSIGNAL) and are left alone all the same.
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: setting a signal's disposition to its default before any
+    // thread is started has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
