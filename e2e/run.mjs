@@ -68,14 +68,23 @@ async function waitInPage(p, fn, arg, what, timeout = STEP_TIMEOUT_MS) {
   }
 }
 
-/** Frames the worklet played per second of page time over `ms`. */
+/** Frames the worklet played per second of the audio clock, over about
+ * `ms` of it: both numbers come from the same worklet report, so a busy
+ * machine that slows the page or the audio thread does not change the
+ * answer; only frames the player failed to play (underruns) do. */
 function playbackRate(p, ms) {
   return p.evaluate(async (ms) => {
     const a = window.auralis.stats();
-    const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, ms));
+    await new Promise((resolve) => {
+      const poll = () => {
+        const now = window.auralis.stats();
+        if (now.audioTime - a.audioTime >= ms / 1000) resolve();
+        else setTimeout(poll, 20);
+      };
+      poll();
+    });
     const b = window.auralis.stats();
-    return (b.framesPlayed - a.framesPlayed) / ((performance.now() - t0) / 1000);
+    return (b.framesPlayed - a.framesPlayed) / (b.audioTime - a.audioTime);
   }, ms);
 }
 

@@ -532,6 +532,7 @@ function stats() {
     contextState: player ? player.ctx.state : 'none',
     sampleRate: player ? player.sampleRate : null,
     framesPlayed: w ? w.framesPlayed : 0,
+    audioTime: w ? w.audioTime : 0,
     bufferMs: w ? framesToMs(w.depthFrames) : 0,
     targetMs: w ? framesToMs(w.targetFrames) : null,
     tier: w ? w.tier : null,

@@ -315,6 +315,9 @@ class PlayerProcessor extends AudioWorkletProcessor {
       type: 'status',
       playing: this.playing,
       framesPlayed: this.framesPlayed,
+      // The audio clock at this report: frames played are judged against
+      // it, not against wall time, which a busy machine stretches.
+      audioTime: currentTime,
       depthFrames: this.depth,
       targetFrames: this.targetFrames,
       tier: this.tier + 1,
