@@ -317,7 +317,7 @@ class PlayerProcessor extends AudioWorkletProcessor {
       framesPlayed: this.framesPlayed,
       // The audio clock at this report: frames played are judged against
       // it, not against wall time, which a busy machine stretches.
-      audioTime: currentTime,
+      audioTime: currentFrame / sampleRate,
       depthFrames: this.depth,
       targetFrames: this.targetFrames,
       tier: this.tier + 1,
