@@ -383,13 +383,13 @@ fn serve(args: ServeArgs) -> Result<()> {
     for f in fonts.distinct() {
         tracing::info!(font = %f.info.name, licence = %f.info.licence, "SoundFont loaded");
     }
-    // One synthesizer built now, so a missing engine or a font it cannot load
-    // stops the server at start rather than failing every listener later.
-    auralis::synth::build_engine(
+    // Synthesizers built and every program's level measured now: a missing
+    // engine or a font it cannot load stops the server at start rather than
+    // failing every listener later, and no session measures on a server thread.
+    auralis::pipeline::calibration::prepare(&auralis::pipeline::EngineSource::new(
         args.engine,
         &fonts,
-        auralis::synth::EngineSettings::default(),
-    )
+    ))
     .with_context(|| format!("engine {}", args.engine))?;
     tracing::info!(engine = %args.engine, "synthesizer");
     let threads = args.render_threads.unwrap_or_else(|| {

@@ -47,7 +47,8 @@ const GLIDE_BEATS: u8 = 3;
 /// Late by up to 40 ms, never early: early would land before the beat that
 /// was asked for and break the horizon promise.
 const MAX_JITTER: Frame = SAMPLE_RATE as Frame * 40 / 1000;
-const PIANO_PROGRAM: u8 = 0;
+/// General MIDI's acoustic grand: the piano channel's only program.
+pub const PIANO_PROGRAM: u8 = 0;
 /// The bell sounds above the motif's floor by this range of semitones.
 const BELL_RANGE: (i32, i32) = (14, 26);
 const BELL_BEATS: f64 = 6.0;

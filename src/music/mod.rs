@@ -13,7 +13,7 @@ pub mod style;
 pub mod theory;
 mod voicing;
 
-pub use composer::Composer;
+pub use composer::{Composer, PIANO_PROGRAM};
 pub use event::{Event, EventKind, Frame, PAD_CHANNEL, PIANO_CHANNEL};
 pub use params::{Params, ParamsError};
 pub use presets::{preset, Preset, PRESETS};

@@ -56,6 +56,17 @@ pub fn balance_db(role: Role) -> f64 {
     }
 }
 
+/// Measures every program the composer can ask for, so that no session
+/// measures one later on the server's threads; also proves at start-up that
+/// the engine builds over these fonts.
+pub fn prepare(source: &EngineSource) -> Result<(), EngineError> {
+    gain_db(source, Role::Piano, crate::music::PIANO_PROGRAM)?;
+    for program in crate::music::Params::PAD_PROGRAMS {
+        gain_db(source, Role::Pad, program)?;
+    }
+    Ok(())
+}
+
 struct Entry {
     font: Weak<SoundFont>,
     kind: EngineKind,
