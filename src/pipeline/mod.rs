@@ -197,19 +197,10 @@ impl Renderer {
         self.pad.add_to(left, right);
         self.dc.process(left, right);
         self.reverb.process(left, right);
-        let gains = stems.is_some().then_some(&mut self.gains[..n]);
-        match gains {
-            Some(g) => {
-                self.leveller.process(left, right, Some(g));
-                self.limiter.process(left, right, Some(g));
-                self.fade.process(left, right, Some(g));
-            }
-            None => {
-                self.leveller.process(left, right, None);
-                self.limiter.process(left, right, None);
-                self.fade.process(left, right, None);
-            }
-        }
+        let mut gains = stems.is_some().then_some(&mut self.gains[..n]);
+        self.leveller.process(left, right, gains.as_deref_mut());
+        self.limiter.process(left, right, gains.as_deref_mut());
+        self.fade.process(left, right, gains);
         if let Some(s) = stems {
             s.layer(Role::Piano, self.piano.left(n), self.piano.right(n));
             s.layer(Role::Pad, self.pad.left(n), self.pad.right(n));
