@@ -55,9 +55,17 @@ let reportTimer = null;
 let countdownTimer = null;
 
 const connection = new Connection({
-  url: () => {
+  url: (resume) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/ws/stream?${streamQuery(settings, format)}`;
+    const q = streamQuery(settings, format);
+    // The same piece, from the first chunk not yet received: the seed too,
+    // so a restarted server that no longer knows the token rebuilds it.
+    if (resume && app.params) {
+      q.set('resume', resume.token);
+      q.set('from', String(resume.from));
+      q.set('seed', String(app.params.seed));
+    }
+    return `${scheme}://${location.host}/ws/stream?${q}`;
   },
   onState: (state) => {
     app.connection = state;
