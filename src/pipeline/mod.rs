@@ -6,6 +6,8 @@
 
 pub mod calibration;
 mod layer;
+#[cfg(test)]
+mod resume_tests;
 pub mod stems;
 
 use std::collections::VecDeque;

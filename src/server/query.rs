@@ -19,9 +19,10 @@ pub struct StreamRequest {
 
 const MAX_ROOM_LEN: usize = 64;
 const MAX_TOKEN_LEN: usize = 64;
-/// A resumed piece starts at most a week in: the composer is run forward to
-/// the position, so the position is bounded.
-const MAX_FROM: u64 = 7 * 24 * 3600 * 10;
+/// A resumed piece starts at most a day in: the composer is run forward to
+/// the position (about 2 × 10⁵ eighth notes for a day at 120 BPM), so the
+/// position is bounded.
+const MAX_FROM: u64 = 24 * 3600 * 10;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
@@ -162,9 +163,28 @@ pub(crate) mod tests {
             (vec![("seed", "-1")], "whole number"),
             (vec![("room", "a b")], "letters"),
             (vec![("preset", "disco")], "focus"),
+            (vec![("resume", "zz"), ("from", "1")], "hexadecimal"),
+            (vec![("resume", "ab"), ("from", "-1")], "chunk number"),
+            (vec![("resume", "ab"), ("from", "864001")], "chunk number"),
+            (vec![("resume", "ab")], "go together"),
         ] {
             let e = StreamRequest::parse(&q(&pairs)).unwrap_err().to_string();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_resume_carries_its_token_and_position() {
+        let r = StreamRequest::parse(&q(&[("resume", "00ff"), ("from", "1234"), ("seed", "7")]))
+            .unwrap();
+        assert_eq!(
+            r.resume,
+            Some(Resume {
+                token: "00ff".into(),
+                from: 1234
+            })
+        );
+        assert_eq!(r.params.seed, 7);
+        assert_eq!(StreamRequest::parse(&q(&[])).unwrap().resume, None);
     }
 }
