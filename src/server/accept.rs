@@ -60,7 +60,11 @@ impl Default for Security {
 
 /// Largest request head (request line and headers) read; above it the
 /// client gets 431. A page's request is well under 2 KiB.
-const MAX_REQUEST_HEAD: usize = 32 * 1024;
+pub const MAX_REQUEST_HEAD: usize = 32 * 1024;
+/// Connections over their address's limit that are being told so (a 429
+/// once their request arrives); above it they are closed unanswered, so an
+/// address over its limit cannot fill the server with refusals either.
+const MAX_REFUSING: usize = 64;
 /// A failed accept (out of file descriptors, say) is retried after this,
 /// rather than in a busy loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -87,6 +91,19 @@ struct Pending {
 }
 
 impl Pending {
+    /// A place among at most `cap`, if one is free.
+    fn acquire(counter: &Arc<AtomicUsize>, cap: usize) -> Option<Self> {
+        counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        Some(Self {
+            counter: Arc::clone(counter),
+            counted: AtomicBool::new(true),
+        })
+    }
+
     fn release(&self) {
         if self.counted.swap(false, Ordering::Relaxed) {
             self.counter.fetch_sub(1, Ordering::Relaxed);
@@ -195,6 +212,7 @@ pub(super) async fn serve(
 ) -> std::io::Result<()> {
     let per_ip = PerIp::new(security.max_connections_per_ip);
     let pending = Arc::new(AtomicUsize::new(0));
+    let refusing = Arc::new(AtomicUsize::new(0));
     let open = Arc::new(Open::default());
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -212,16 +230,6 @@ pub(super) async fn serve(
                 }
             },
         };
-        if pending.load(Ordering::Relaxed) >= security.max_pending {
-            tracing::debug!(%peer, "closing a connection: too many have not sent a request");
-            continue;
-        }
-        pending.fetch_add(1, Ordering::Relaxed);
-        let pending = Pending {
-            counter: Arc::clone(&pending),
-            counted: AtomicBool::new(true),
-        };
-        configure(&tcp);
         let peer = peer.ip().to_canonical();
         let admission = if security.trusted_proxies.contains(peer) {
             Admission::Proxied
@@ -231,6 +239,17 @@ pub(super) async fn serve(
                 None => Admission::Refused,
             }
         };
+        // A refused connection waits for its request among the refusals, so
+        // that it cannot take the place of a welcome one.
+        let (waiting, cap) = match admission {
+            Admission::Refused => (&refusing, MAX_REFUSING),
+            _ => (&pending, security.max_pending),
+        };
+        let Some(pending) = Pending::acquire(waiting, cap) else {
+            tracing::debug!(%peer, "closing a connection: too many have not sent a request");
+            continue;
+        };
+        configure(&tcp);
         let connection = Arc::new(Connection {
             app: app.clone(),
             peer,
