@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::{EngineFactory, EngineSource, Renderer};
 use crate::music::Params;
-use crate::synth::{Engine, EngineKind, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{Engine, EngineKind};
 
 /// Records each note-on with the frame (counted from its first render) at
 /// which the renderer applied it. Calibration builds engines from the same

@@ -3,12 +3,14 @@
 //! limits and knows the counts that /api/status reports.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Access, PerIp, RoomControl, RoomKey};
 use super::metrics::Metrics;
 use super::pool::RenderPool;
 use super::session::{
@@ -17,7 +19,8 @@ use super::session::{
 use crate::audio::CHUNK_FRAMES;
 use crate::music::Params;
 use crate::pipeline::{EngineFactory, EngineSource, Renderer};
-use crate::synth::{EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{EngineKind, EngineSettings};
 
 #[derive(Clone)]
 pub struct HubConfig {
@@ -32,6 +35,8 @@ pub struct HubConfig {
     pub queue_chunks: usize,
     /// Chunks rendered ahead of the wall clock (2 = 200 ms).
     pub lead_chunks: u64,
+    /// Room control keys and the per-address session limit.
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +47,8 @@ pub enum JoinError {
         "server full: {limit} sessions already running; join a shared room or try again later"
     )]
     TooManySessions { limit: usize },
+    #[error("too many sessions from your address: {limit} already running; close one or join a shared room")]
+    TooManySessionsFromAddress { limit: usize },
     #[error("too many rooms: {limit} already open; join an existing room or try again later")]
     TooManyRooms { limit: usize },
     #[error("the server is shutting down")]
@@ -68,6 +75,9 @@ pub struct Listener {
     pub info: JoinInfo,
     pub queue: mpsc::Receiver<Outgoing>,
     pub kicked: oneshot::Receiver<CloseReason>,
+    /// The room's control key, for the listener that created the room (and
+    /// only when the key was made for it rather than configured).
+    pub control_key: Option<RoomKey>,
     hub: Arc<Hub>,
 }
 
@@ -108,6 +118,8 @@ pub struct Hub {
     /// Woken when the last listener leaves (shutdown waits on it).
     idle: Notify,
     sessions: Arc<AtomicUsize>,
+    /// Running sessions by the address that started them.
+    sessions_by_ip: Arc<PerIp>,
     next_id: AtomicU64,
 }
 
@@ -139,7 +151,9 @@ impl Hub {
             custom,
             ..EngineSource::new(config.engine_kind, &config.fonts)
         };
+        let sessions_by_ip = PerIp::new(config.access.max_sessions_per_ip);
         Arc::new(Self {
+            sessions_by_ip,
             config,
             engines,
             pool: Arc::new(RenderPool::new(render_threads)),
@@ -191,6 +205,12 @@ impl Hub {
     /// Checks the limits without joining, so an HTTP upgrade can be refused
     /// with a 503 before the WebSocket handshake.
     pub fn admit(&self, room: Option<&str>) -> Result<(), JoinError> {
+        self.admit_from(None, room)
+    }
+
+    /// [`Hub::admit`] for a client at `client`, whose own running sessions
+    /// count against the per-address limit.
+    pub fn admit_from(&self, client: Option<IpAddr>, room: Option<&str>) -> Result<(), JoinError> {
         if self.shutdown.is_cancelled() {
             return Err(JoinError::ShuttingDown);
         }
@@ -217,6 +237,10 @@ impl Hub {
                     limit: self.config.max_rooms,
                 });
             }
+            if client.is_some_and(|ip| self.sessions_by_ip.count(ip) >= self.sessions_by_ip.limit())
+            {
+                return Err(self.too_many_from_address());
+            }
         }
         Ok(())
     }
@@ -241,12 +265,25 @@ impl Hub {
         params: Params,
         preset: Option<String>,
     ) -> Result<Listener, JoinError> {
-        self.join_resuming(room, params, preset, None).await
+        self.join_from(None, room, params, preset).await
     }
 
-    /// As [`Hub::join`], for a listener that may be coming back (see [`Resume`]).
+    /// [`Hub::join`] for a client at `client`: a session it starts counts
+    /// against its address until the session ends.
+    pub async fn join_from(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+    ) -> Result<Listener, JoinError> {
+        self.join_resuming(client, room, params, preset, None).await
+    }
+
+    /// As [`Hub::join_from`], for a listener that may be coming back (see [`Resume`]).
     pub async fn join_resuming(
         self: &Arc<Self>,
+        client: Option<IpAddr>,
         room: Option<String>,
         params: Params,
         preset: Option<String>,
@@ -257,7 +294,7 @@ impl Hub {
         if kept.is_some() {
             self.admit_listener()?;
         } else {
-            self.admit(room.as_deref())?;
+            self.admit_from(client, room.as_deref())?;
         }
         self.listeners.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -265,9 +302,15 @@ impl Hub {
         let joined = match (kept, &resume) {
             (Some(handle), Some(r)) => match self.rejoin(id, &handle, r.from).await {
                 Some(listener) => Ok(listener),
-                None => self.join_counted(id, room, params, preset, resume).await,
+                None => {
+                    self.join_counted(id, client, room, params, preset, resume)
+                        .await
+                }
             },
-            _ => self.join_counted(id, room, params, preset, resume).await,
+            _ => {
+                self.join_counted(id, client, room, params, preset, resume)
+                    .await
+            }
         };
         if joined.is_err() {
             self.listeners.fetch_sub(1, Ordering::Relaxed);
@@ -308,6 +351,7 @@ impl Hub {
             info,
             queue,
             kicked,
+            control_key: None,
             hub: Arc::clone(self),
         })
     }
@@ -333,6 +377,7 @@ impl Hub {
     async fn join_counted(
         self: &Arc<Self>,
         id: u64,
+        client: Option<IpAddr>,
         room: Option<String>,
         params: Params,
         preset: Option<String>,
@@ -343,15 +388,16 @@ impl Hub {
         for _ in 0..2 {
             let (entry, queue, kicked) = self.entry(id);
             let start = Start {
+                client,
                 room: room.as_deref(),
                 params: &params,
                 preset: &preset,
                 resume: resume.as_ref(),
             };
-            let (session, info) = match self.find_or_start(start, entry)? {
-                Found::Started(handle, info) => (handle, info),
+            let (session, info, control_key) = match self.find_or_start(start, entry)? {
+                Found::Started(handle, info, key) => (handle, info, key),
                 Found::Existing(handle, entry) => match handle.join(entry, None).await {
-                    Ok(info) => (handle, info),
+                    Ok(info) => (handle, info, None),
                     Err(_) => continue,
                 },
             };
@@ -361,6 +407,7 @@ impl Hub {
                 info,
                 queue,
                 kicked,
+                control_key,
                 hub: Arc::clone(self),
             });
         }
@@ -375,6 +422,7 @@ impl Hub {
         first: ListenerEntry,
     ) -> Result<Found, JoinError> {
         let Start {
+            client,
             room,
             params,
             preset,
@@ -396,6 +444,22 @@ impl Hub {
                 limit: self.config.max_sessions,
             });
         }
+        let owner = match client {
+            Some(ip) => Some(
+                self.sessions_by_ip
+                    .try_acquire(ip)
+                    .ok_or_else(|| self.too_many_from_address())?,
+            ),
+            None => None,
+        };
+        let (control, told) = match room {
+            Some(r) => self.config.access.for_client_room(r),
+            None => (RoomControl::Anyone, false),
+        };
+        let control_key = match &control {
+            RoomControl::Key(key) if told => Some(key.clone()),
+            _ => None,
+        };
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
         let mut renderer = Renderer::new(params.clone(), &self.engines)
             .map_err(|e| JoinError::Engine(e.to_string()))?;
@@ -411,6 +475,7 @@ impl Hub {
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),
+            control,
             renderer,
             preset: preset.clone(),
             first_seq,
@@ -431,6 +496,7 @@ impl Hub {
         let session_id = id.clone();
         let ended_token = token.clone();
         let (handle, info) = session::spawn(spec, first, move || {
+            drop(owner);
             sessions.fetch_sub(1, Ordering::Relaxed);
             let Some(hub) = hub.upgrade() else { return };
             if let Some(r) = room_name {
@@ -453,12 +519,19 @@ impl Hub {
             let mut kept = self.resumable.lock().unwrap_or_else(|e| e.into_inner());
             kept.insert(t, handle.clone());
         }
-        Ok(Found::Started(handle, info))
+        Ok(Found::Started(handle, info, control_key))
+    }
+
+    fn too_many_from_address(&self) -> JoinError {
+        JoinError::TooManySessionsFromAddress {
+            limit: self.sessions_by_ip.limit(),
+        }
     }
 }
 
 /// What a new session starts from.
 struct Start<'a> {
+    client: Option<IpAddr>,
     room: Option<&'a str>,
     params: &'a Params,
     preset: &'a Option<String>,
@@ -473,5 +546,5 @@ fn new_token() -> String {
 
 enum Found {
     Existing(SessionHandle, ListenerEntry),
-    Started(SessionHandle, JoinInfo),
+    Started(SessionHandle, JoinInfo, Option<RoomKey>),
 }

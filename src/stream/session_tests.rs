@@ -15,7 +15,8 @@ use crate::audio::CHUNK_FRAMES;
 use crate::music::change::ParamChange;
 use crate::music::Params;
 use crate::pipeline::EngineFactory;
-use crate::synth::{Engine, EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{Engine, EngineKind, EngineSettings};
 
 /// What the test engine saw, shared with the test.
 #[derive(Default)]
@@ -69,6 +70,7 @@ fn config(queue_chunks: usize, max_sessions: usize) -> HubConfig {
         max_rooms: 2,
         queue_chunks,
         lead_chunks: super::DEFAULT_LEAD_CHUNKS,
+        access: Default::default(),
     }
 }
 
@@ -275,9 +277,15 @@ async fn resume(hub: &Arc<Hub>, token: &str, from: u64) -> Listener {
         token: token.to_string(),
         from,
     };
-    hub.join_resuming(None, Params::default(), Some("focus".into()), Some(resume))
-        .await
-        .expect("a free slot")
+    hub.join_resuming(
+        None,
+        None,
+        Params::default(),
+        Some("focus".into()),
+        Some(resume),
+    )
+    .await
+    .expect("a free slot")
 }
 
 #[tokio::test(start_paused = true)]
