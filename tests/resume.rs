@@ -10,7 +10,10 @@ use common::*;
 async fn listen(ws: &mut Ws, n: usize) -> (String, u64, u64) {
     let hello = next_event(ws).await;
     assert_eq!(hello["type"], "hello");
-    let token = hello["resume"].as_str().expect("a resume token").to_string();
+    let token = hello["resume"]
+        .as_str()
+        .expect("a resume token")
+        .to_string();
     let seed = hello["params"]["seed"].as_u64().unwrap();
     let mut seq = hello["next_seq"].as_u64().unwrap();
     for _ in 0..n {
@@ -41,7 +44,11 @@ async fn a_dropped_listener_resumes_its_session_at_the_next_chunk() {
     assert_eq!(hello["resume"], token.as_str());
     assert_eq!(hello["next_seq"], from);
     for i in 0..5 {
-        assert_eq!(next_audio(&mut back).await.seq, from + i, "no chunk lost or repeated");
+        assert_eq!(
+            next_audio(&mut back).await.seq,
+            from + i,
+            "no chunk lost or repeated"
+        );
     }
     server.shutdown().await.unwrap();
 }
@@ -56,11 +63,19 @@ async fn a_server_that_never_knew_the_token_rebuilds_the_piece_where_it_was() {
 
     let server = start().await;
     let from = 3_000; // five minutes in
-    let mut ws = connect(&server, &format!("?preset=calm&seed={seed}&resume={token}&from={from}")).await;
+    let mut ws = connect(
+        &server,
+        &format!("?preset=calm&seed={seed}&resume={token}&from={from}"),
+    )
+    .await;
     let hello = next_event(&mut ws).await;
     assert_eq!(hello["next_seq"], from);
     assert_eq!(hello["params"]["seed"], seed);
-    assert_eq!(hello["resume"], token.as_str(), "resumable again under the same token");
+    assert_eq!(
+        hello["resume"],
+        token.as_str(),
+        "resumable again under the same token"
+    );
     let audio = next_audio(&mut ws).await;
     assert_eq!(audio.seq, from);
     server.shutdown().await.unwrap();

@@ -9,13 +9,16 @@ use crate::music::Params;
 use crate::soundfont::FontSet;
 use crate::synth::{Engine, EngineKind};
 
+/// (frame, channel, key) of every note-on heard.
+type Heard = Arc<Mutex<Vec<(u64, u8, u8)>>>;
+
 /// Records each note-on with the frame (counted from its first render) at
 /// which the renderer applied it. Calibration builds engines from the same
 /// factory and plays test notes on them early in a render (see
 /// `calibration::gain_db`); those are told apart by when they happen.
 struct Recorder {
     frames: u64,
-    notes: Arc<Mutex<Vec<(u64, u8, u8)>>>,
+    notes: Heard,
 }
 
 impl Engine for Recorder {
@@ -38,7 +41,7 @@ impl Engine for Recorder {
 
 /// A renderer whose two layers record into one list (each layer counts its
 /// own frames; both render every block, so the counts agree).
-fn recording(params: &Params) -> (Renderer, Arc<Mutex<Vec<(u64, u8, u8)>>>) {
+fn recording(params: &Params) -> (Renderer, Heard) {
     let notes = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::clone(&notes);
     let make: EngineFactory = Arc::new(move || {
