@@ -11,7 +11,7 @@ pub mod stems;
 use std::collections::VecDeque;
 
 use crate::audio::{pcm, DcBlocker, Fade, Leveller, Reverb, ReverbSettings, SoftLimiter};
-use crate::music::{Composer, Event, EventKind, Frame, Params, PIANO_CHANNEL};
+use crate::music::{Composer, Event, Frame, Params, PIANO_CHANNEL};
 use std::sync::Arc;
 
 use crate::soundfont::FontSet;
@@ -218,9 +218,7 @@ impl Renderer {
             composed = true;
         }
         if composed {
-            self.pending
-                .make_contiguous()
-                .sort_by_key(|e| (e.frame, order(&e.kind)));
+            self.pending.make_contiguous().sort();
         }
     }
 
@@ -236,15 +234,5 @@ impl Renderer {
             }
             self.pending.pop_front();
         }
-    }
-}
-
-/// At one frame, programs are set before notes, and a note is released before
-/// the same key is struck again.
-fn order(kind: &EventKind) -> u8 {
-    match kind {
-        EventKind::Program { .. } => 0,
-        EventKind::NoteOff { .. } => 1,
-        EventKind::NoteOn { .. } => 2,
     }
 }
