@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod listen;
+pub mod peer;
 pub mod protocol;
 pub mod query;
 pub mod web;
@@ -97,11 +98,15 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         timeouts: config.timeouts,
     });
     let stop = shutdown.clone();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
-    });
+    let listener = peer::TunedListener {
+        inner: listener,
+        tune: |tcp| {
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
+        },
+    };
     let task = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<peer::PeerSocket>();
         axum::serve(listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
