@@ -18,13 +18,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::client::Client;
 use super::peer::{PeerSocket, PeerWatch};
 use super::query::{QueryError, StreamRequest};
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
@@ -113,41 +113,43 @@ fn parse(
     Ok((StreamRequest::parse(&rest)?, format))
 }
 
-/// The connection's socket, when the server was started with it as connect
-/// info (`server::start` does; a bare router in a test may not).
-type Peer = Option<Extension<ConnectInfo<PeerSocket>>>;
-
 pub async fn opus(
     State(hub): State<Arc<Hub>>,
-    peer: Peer,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, peer, method, &query, true).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, true).await
 }
 
 pub async fn wav(
     State(hub): State<Arc<Hub>>,
-    peer: Peer,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, peer, method, &query, false).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, false).await
 }
 
 async fn listen(
     hub: Arc<Hub>,
-    peer: Peer,
+    client: Option<Extension<Client>>,
+    watch: Option<PeerWatch>,
     method: Method,
     query: &HashMap<String, String>,
     opus: bool,
 ) -> Response {
+    let client = client.map(|Extension(c)| c.addr);
     let (request, format) = match parse(query, opus) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    if let Err(e) = hub.admit(request.room.as_deref()) {
-        return unavailable(e);
+    if let Err(e) = hub.admit_from(client, request.room.as_deref()) {
+        return (super::refusal_status(&e), format!("{e}\n")).into_response();
     }
     if method == Method::HEAD {
         // Players probe with HEAD; answering it must not start a session.
@@ -156,9 +158,12 @@ async fn listen(
         let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
         return stream_response(format, Body::from_stream(nothing), None);
     }
-    let listener = match hub.join(request.room, request.params, request.preset).await {
+    let listener = match hub
+        .join_from(client, request.room, request.params, request.preset)
+        .await
+    {
         Ok(l) => l,
-        Err(e) => return unavailable(e),
+        Err(e) => return (super::refusal_status(&e), format!("{e}\n")).into_response(),
     };
     let (prelude, first_seq, lane) = match format {
         Format::Wav => (wav_header(), listener.info.next_seq, None),
@@ -189,7 +194,6 @@ async fn listen(
         _lane: lane,
         hub,
     };
-    let watch = peer.and_then(|Extension(ConnectInfo(p))| p.watch());
     tokio::spawn(feed.run(prelude, tx, watch));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
@@ -272,7 +276,7 @@ impl Feed {
             w = stalled => {
                 tracing::info!(
                     listener = self.listener.id,
-                    "ending an HTTP stream whose player acknowledged nothing for {:?}",
+                    "ending an HTTP stream whose player stopped taking data for {:?}",
                     super::peer::STALL
                 );
                 self.hub.metrics.listeners_dropped_slow.fetch_add(1, Ordering::Relaxed);

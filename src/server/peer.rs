@@ -16,9 +16,7 @@
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// How long the peer's window may stay mostly closed. A player reading in
 /// real time frees its buffer every chunk (100 ms); a network outage this
@@ -27,42 +25,17 @@ pub const STALL: Duration = Duration::from_secs(4);
 /// How often the acknowledged count is read: one system call per stream.
 const POLL: Duration = Duration::from_millis(250);
 
-/// The connection a request came on, as connect info: its socket's
+/// The connection a request came on, as a request extension: its socket's
 /// descriptor number, used only while a request on that connection is being
 /// served (so the number cannot yet name another socket).
 #[derive(Debug, Clone, Copy)]
 pub struct PeerSocket(RawFd);
 
-impl Connected<IncomingStream<'_, TunedListener>> for PeerSocket {
-    fn connect_info(stream: IncomingStream<'_, TunedListener>) -> Self {
-        PeerSocket(stream.io().as_raw_fd())
-    }
-}
-
-/// The server's listener: axum's TCP accept loop, each connection given
-/// `tune` before it is served. A type of its own (not `tap_io`) so that
-/// [`PeerSocket`] can be its connect info.
-pub struct TunedListener {
-    pub inner: TcpListener,
-    pub tune: fn(&TcpStream),
-}
-
-impl Listener for TunedListener {
-    type Io = TcpStream;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (TcpStream, std::net::SocketAddr) {
-        let (io, addr) = Listener::accept(&mut self.inner).await;
-        (self.tune)(&io);
-        (io, addr)
-    }
-
-    fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
 impl PeerSocket {
+    pub fn of(tcp: &TcpStream) -> Self {
+        PeerSocket(tcp.as_raw_fd())
+    }
+
     /// A watch on the connection, holding a descriptor of its own so the
     /// socket it reads is this connection's for as long as the watch lives.
     /// Must be called while the request that carried `self` is being served.
