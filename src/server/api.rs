@@ -34,7 +34,7 @@ pub async fn status(
     State(options): State<StatusOptions>,
 ) -> Json<Value> {
     let fonts = &hub.config().fonts;
-    let font = |info: &crate::synth::soundfonts::FontInfo| {
+    let font = |info: &crate::soundfont::discovery::FontInfo| {
         let mut v = json!(info);
         if !options.paths {
             if let Some(o) = v.as_object_mut() {
