@@ -10,11 +10,15 @@
 // page logs no error. An engine that cannot open an audio output on this
 // machine must show "audio unavailable" with the stream URL and a retry;
 // its playing checks are then reported as skipped, with the reason, never
-// passed. Results go to e2e/artifacts/engines.json.
+// passed. Firefox runs twice: as it finds the machine (with no sound device
+// it cannot play, which tests the "audio unavailable" path for real), and
+// with a private PulseAudio server whose null sink is its output device.
+// Results go to e2e/artifacts/engines.json.
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +37,7 @@ const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const WEBKIT_DRIVER = process.env.WEBKIT_DRIVER_BIN || '/usr/bin/WebKitWebDriver';
 const MINIBROWSER = process.env.MINIBROWSER_BIN || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
 const XVFB_RUN = '/usr/bin/xvfb-run';
+const PULSEAUDIO = process.env.PULSEAUDIO_BIN || '/usr/bin/pulseaudio';
 
 const SAMPLE_RATE = 44100;
 /** Each engine's whole run, launch included, stays under this. */
@@ -62,18 +67,60 @@ function recordErrorsInPage() {
   window.addEventListener('unhandledrejection', (e) => window.__errors.push(`rejection: ${e.reason}`));
 }
 
+/** A PulseAudio server of our own whose only sink is a null sink: an audio
+ * device for Firefox on a machine without one, consuming in real time.
+ * Started as any user, no D-Bus, no system configuration; gone on stop. */
+async function startPulse() {
+  const dir = mkdtempSync(join(tmpdir(), 'auralis-pulse-'));
+  const socket = join(dir, 'native');
+  const proc = spawn(
+    PULSEAUDIO,
+    [
+      '-n',
+      '--daemonize=no',
+      '--exit-idle-time=-1',
+      '--use-pid-file=no',
+      '--load=module-null-sink sink_name=auralis',
+      `--load=module-native-protocol-unix socket=${socket} auth-anonymous=1`,
+    ],
+    { env: { ...process.env, HOME: dir, XDG_RUNTIME_DIR: dir }, stdio: 'ignore' },
+  );
+  const stop = () => {
+    proc.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (!existsSync(socket)) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      stop();
+      throw new Error(`pulseaudio did not open ${socket}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { server: `unix:${socket}`, stop };
+}
+
 /** Firefox over WebDriver BiDi: console and page errors come as events. */
-async function firefox() {
-  const browser = await puppeteer.launch({
-    browser: 'firefox',
-    executablePath: FIREFOX,
-    headless: true,
-    protocol: 'webDriverBiDi',
-    extraPrefsFirefox: {
-      'media.autoplay.default': 0,
-      'media.autoplay.blocking_policy': 0,
-    },
-  });
+async function firefox({ pulse = false } = {}) {
+  const sound = pulse ? await startPulse() : null;
+  const env = sound ? { ...process.env, PULSE_SERVER: sound.server } : process.env;
+  let browser;
+  try {
+    browser = await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: FIREFOX,
+      headless: true,
+      protocol: 'webDriverBiDi',
+      env,
+      extraPrefsFirefox: {
+        'media.autoplay.default': 0,
+        'media.autoplay.blocking_policy': 0,
+      },
+    });
+  } catch (e) {
+    sound?.stop();
+    throw e;
+  }
   const page = await browser.newPage();
   const errors = [];
   page.on('console', (m) => {
@@ -85,7 +132,10 @@ async function firefox() {
     click: (sel) => page.click(sel),
     eval: (fn, arg) => page.evaluate(fn, arg),
     errors: async () => errors,
-    close: () => browser.close(),
+    close: async () => {
+      await browser.close();
+      sound?.stop();
+    },
   };
 }
 
@@ -187,6 +237,7 @@ describe('the player in other engines', () => {
 
   for (const [name, launch, skip] of [
     ['firefox', firefox, missing(FIREFOX)],
+    ['firefox-pulse', () => firefox({ pulse: true }), missing(FIREFOX, PULSEAUDIO)],
     ['webkit', webkit, missing(WEBKIT_DRIVER, MINIBROWSER, XVFB_RUN)],
   ]) {
     test(`${name}: loads, plays or says audio is unavailable, acknowledges a control`, { skip, timeout: ENGINE_TIMEOUT_MS }, async (t) => {

@@ -6,7 +6,8 @@
 #   scripts/install-deps.sh --build   what building the server needs (libopus)
 #   scripts/install-deps.sh           that, plus what the test suite needs:
 #                                     Chromium, Firefox ESR, WebKitGTK's
-#                                     driver, Xvfb and the npm drivers for the
+#                                     driver, Xvfb, PulseAudio and the npm
+#                                     drivers for the
 #                                     browser tests, ffmpeg, the fluidsynth
 #                                     command, libfluidsynth-dev and the
 #                                     FluidR3_GM font
@@ -25,6 +26,8 @@ if ! $build_only; then
   # WebKitGTK's MiniBrowser (WebKitWebDriver on a virtual X display, its
   # audio through GStreamer).
   command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+  # A private PulseAudio null sink gives Firefox an output device here.
+  command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
   command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
   command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth)
   # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
