@@ -7,8 +7,8 @@
 #   scripts/install-deps.sh           that, plus what the test suite needs:
 #                                     Chromium, Firefox ESR, WebKitGTK's
 #                                     driver, Xvfb, PulseAudio and the npm
-#                                     drivers for the
-#                                     browser tests, ffmpeg, the fluidsynth
+#                                     drivers for the browser tests, ffmpeg,
+#                                     the fluidsynth
 #                                     command, libfluidsynth-dev and the
 #                                     FluidR3_GM font
 set -euo pipefail
