@@ -18,27 +18,27 @@ const BIN = process.env.AURALIS_BIN
 const TIMEOUT_MS = 60000;
 const STEP_MS = 15000;
 
-/** Resolves once `audio` (a window property, or `#id` for an element) has played
- * past `seconds` of media time beyond where it started, and returns how far
- * it advanced in `seconds` of wall time after that. */
-async function advances(page, expr, seconds) {
+/** Resolves once the media element `target` ('#id' of an element, else the
+ * name of a window property) has started playing, and returns how far it
+ * advanced in `seconds` of wall time after that. No eval: the page's CSP
+ * forbids it. */
+async function advances(page, target, seconds) {
   await page.waitForFunction(
-    (expr) => {
-      // No eval: the page's Content-Security-Policy forbids it.
-      const a = expr.startsWith('#') ? document.getElementById(expr.slice(1)) : window[expr];
+    (t) => {
+      const a = t.startsWith('#') ? document.getElementById(t.slice(1)) : window[t];
       return a && !a.paused && a.readyState >= 3 && a.currentTime > 0;
     },
-    expr,
+    target,
     { timeout: STEP_MS, polling: 100 },
   );
   return page.evaluate(
-    async ([expr, seconds]) => {
-      const a = expr.startsWith('#') ? document.getElementById(expr.slice(1)) : window[expr];
+    async ([t, seconds]) => {
+      const a = t.startsWith('#') ? document.getElementById(t.slice(1)) : window[t];
       const t0 = a.currentTime;
       await new Promise((r) => setTimeout(r, seconds * 1000));
       return a.currentTime - t0;
     },
-    [expr, seconds],
+    [target, seconds],
   );
 }
 
