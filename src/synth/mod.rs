@@ -11,6 +11,7 @@ pub mod rusty;
 pub mod salamander;
 pub mod sf2_writer;
 pub mod soundfonts;
+pub mod voices;
 
 pub use backend::{build_engine, EngineError, EngineKind};
 pub use engine::{Engine, EngineSettings};
@@ -18,3 +19,4 @@ pub use engine::{Engine, EngineSettings};
 pub use fluid::{FluidEngine, FluidError};
 pub use rusty::RustyEngine;
 pub use soundfonts::{FontSet, FontSource, LoadedFont, SoundFontError};
+pub use voices::VoicesEngine;
