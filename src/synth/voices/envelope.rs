@@ -4,7 +4,9 @@
 //! attack rises linearly in amplitude, decay and release fall linearly in
 //! decibels over a 96 dB range (a stage's time is the time to cross all of
 //! it), and the sustain level is read as dB below the peak on a 100 dB scale.
-//! The modulation envelope is linear in its 0–1 value throughout.
+//! The modulation envelope is linear in its 0–1 value, except that its
+//! attack follows the SF2 convex curve (a fast rise that slows), again as
+//! libfluidsynth has it.
 
 use super::zone::EnvelopeTimes;
 
@@ -53,8 +55,15 @@ impl Rates {
 /// A delay–attack–hold–decay–sustain–release envelope whose `level` is the
 /// stage position in 0–1: linear amplitude in the attack, and after it the
 /// fraction of the envelope's range still above the floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Volume,
+    Modulation,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Envelope {
+    shape: Shape,
     rates: Rates,
     stage: Stage,
     /// Frames spent in the current stage (delay, attack and hold only).
@@ -65,16 +74,19 @@ pub struct Envelope {
 impl Envelope {
     /// The volume envelope, whose sustain is dB below the peak.
     pub fn volume(t: &EnvelopeTimes, rate: f32) -> Self {
-        Self::new(Rates::new(t, (1.0 - t.sustain / 100.0).max(0.0), rate))
+        let sustain = (1.0 - t.sustain / 100.0).max(0.0);
+        Self::new(Shape::Volume, Rates::new(t, sustain, rate))
     }
 
     /// The modulation envelope, whose sustain is the level itself.
     pub fn modulation(t: &EnvelopeTimes, rate: f32) -> Self {
-        Self::new(Rates::new(t, t.sustain.clamp(0.0, 1.0), rate))
+        let sustain = t.sustain.clamp(0.0, 1.0);
+        Self::new(Shape::Modulation, Rates::new(t, sustain, rate))
     }
 
-    fn new(rates: Rates) -> Self {
+    fn new(shape: Shape, rates: Rates) -> Self {
         Self {
+            shape,
             rates,
             stage: Stage::Delay,
             elapsed: 0.0,
@@ -91,12 +103,19 @@ impl Envelope {
         self.rates.sustain
     }
 
-    pub fn level(&self) -> f32 {
-        self.level
+    /// The modulation envelope's output: its level, through the convex
+    /// curve while in the attack.
+    pub fn value(&self) -> f32 {
+        if self.stage == Stage::Attack && self.shape == Shape::Modulation {
+            convex(self.level)
+        } else {
+            self.level
+        }
     }
 
     /// Moves the envelope on by `frames` frames, stage by stage, so that a
-    /// stage shorter than a block still takes effect, and returns the level.
+    /// stage shorter than a block still takes effect, and returns
+    /// [`Envelope::value`].
     pub fn advance(&mut self, frames: f32) -> f32 {
         let mut left = frames;
         // Each pass either uses up `left` or finishes a stage; there are six.
@@ -144,25 +163,36 @@ impl Envelope {
                 Stage::Done => left = 0.0,
             }
         }
-        self.level
+        self.value()
     }
 
     /// Starts the release from wherever the envelope is. An attack in
-    /// progress is converted from its linear amplitude to the position that
-    /// amplitude has on the decibel scale, so the release starts at the level
-    /// that was sounding instead of jumping.
-    pub fn release(&mut self, decibel_scale: bool) {
+    /// progress is converted to the position its output has on the release's
+    /// scale (decibels for volume, linear for modulation), so the release
+    /// starts from what was sounding instead of jumping.
+    pub fn release(&mut self) {
         if self.stage >= Stage::Release {
             return;
         }
-        if decibel_scale && self.stage <= Stage::Attack {
-            self.level = if self.level > 0.0 {
-                (1.0 + 20.0 * self.level.log10() / RANGE_DB).max(0.0)
-            } else {
-                0.0
+        if self.stage <= Stage::Attack {
+            self.level = match self.shape {
+                Shape::Volume if self.level > 0.0 => {
+                    (1.0 + 20.0 * self.level.log10() / RANGE_DB).max(0.0)
+                }
+                Shape::Volume => 0.0,
+                Shape::Modulation => self.value(),
             };
         }
         self.stage = Stage::Release;
+    }
+}
+
+/// SF2's convex transform: 1 + (40/96)·log10(x), so 0 at −96 dB, clamped.
+fn convex(x: f32) -> f32 {
+    if x <= 0.0 {
+        0.0
+    } else {
+        (1.0 + 40.0 / RANGE_DB * x.log10()).clamp(0.0, 1.0)
     }
 }
 
@@ -238,7 +268,7 @@ mod tests {
     fn release_falls_96_db_in_its_time_then_ends() {
         let mut env = Envelope::volume(&times(), RATE);
         env.advance(5.0 * RATE);
-        env.release(true);
+        env.release();
         let before = 20.0 * volume_gain(&env).log10();
         env.advance(0.25 * RATE);
         let after = 20.0 * volume_gain(&env).log10();
@@ -252,24 +282,25 @@ mod tests {
         let mut env = Envelope::volume(&times(), RATE);
         env.advance(0.035 * RATE); // a quarter of the way up the attack
         let sounding = volume_gain(&env);
-        env.release(true);
+        env.release();
         assert!((volume_gain(&env) - sounding).abs() < 1e-4);
         env.advance(1.0);
         assert!(volume_gain(&env) < sounding);
     }
 
     #[test]
-    fn modulation_envelope_is_linear() {
+    fn modulation_envelope_is_convex_in_the_attack_then_linear() {
         let t = EnvelopeTimes {
             sustain: 0.25,
             ..times()
         };
         let mut env = Envelope::modulation(&t, RATE);
-        env.advance(0.16 * RATE);
-        assert_eq!(env.level(), 1.0);
-        env.advance(0.5 * RATE);
-        assert!((env.level() - 0.5).abs() < 1e-3);
-        env.advance(2.0 * RATE);
-        assert_eq!(env.level(), 0.25);
+        // A tenth of the way up the attack, the convex curve is already 58 %
+        // of the way.
+        let early = env.advance(0.02 * RATE);
+        assert!((early - (1.0 - 40.0 / 96.0)).abs() < 1e-3, "{early}");
+        assert_eq!(env.advance(0.14 * RATE), 1.0);
+        assert!((env.advance(0.5 * RATE) - 0.5).abs() < 1e-3);
+        assert_eq!(env.advance(2.0 * RATE), 0.25);
     }
 }

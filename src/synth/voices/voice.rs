@@ -93,8 +93,8 @@ impl Voice {
     /// sample plays on past its loop.
     pub fn release(&mut self) {
         self.released = true;
-        self.volume.release(true);
-        self.modulation.release(false);
+        self.volume.release();
+        self.modulation.release();
     }
 
     /// Silences the voice within one block (an exclusive class, a stolen
