@@ -14,7 +14,8 @@ use crate::audio::CHUNK_FRAMES;
 use crate::music::change::ParamChange;
 use crate::music::Params;
 use crate::pipeline::EngineFactory;
-use crate::synth::{Engine, EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{Engine, EngineKind, EngineSettings};
 
 /// What the test engine saw, shared with the test.
 #[derive(Default)]
@@ -68,6 +69,7 @@ fn config(queue_chunks: usize, max_sessions: usize) -> HubConfig {
         max_rooms: 2,
         queue_chunks,
         lead_chunks: super::DEFAULT_LEAD_CHUNKS,
+        access: Default::default(),
     }
 }
 

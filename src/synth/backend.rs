@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::engine::{Engine, EngineSettings};
 use super::rusty::RustyEngine;
-use super::soundfonts::FontSet;
 use super::voices::VoicesEngine;
+use crate::soundfont::FontSet;
 
 /// The backends Auralis knows. `Fluidsynth` exists even in builds without the
 /// `fluidsynth` feature so that asking for it gives a message about how to

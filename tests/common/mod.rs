@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use auralis::server::{RunningServer, ServerConfig};
+use auralis::soundfont::FontSet;
 use auralis::stream::HubConfig;
-use auralis::synth::{EngineSettings, FontSet};
+use auralis::synth::EngineSettings;
 use auralis::wire::BinaryHeader;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -32,6 +33,11 @@ pub fn config() -> ServerConfig {
         render_threads: 2,
         allowed_origins: Vec::new(),
         timeouts: auralis::server::ws::Timeouts::default(),
+        // The tests play many clients from one address.
+        security: auralis::server::Security {
+            max_connections_per_ip: 1_000,
+            ..Default::default()
+        },
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
@@ -41,6 +47,10 @@ pub fn config() -> ServerConfig {
             max_rooms: 10,
             queue_chunks: 20,
             lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
+            access: auralis::stream::access::Access {
+                max_sessions_per_ip: 1_000,
+                ..Default::default()
+            },
         },
     }
 }
@@ -132,7 +142,7 @@ pub async fn send_json(ws: &mut Ws, v: Value) {
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub async fn http_get(server: &RunningServer, path: &str) -> (u16, String) {
-    tokio::time::timeout(WAIT, auralis::loadtest::http_get(server.addr, path))
+    tokio::time::timeout(WAIT, auralis::tools::loadtest::http_get(server.addr, path))
         .await
         .expect("response in time")
         .expect("an HTTP response")

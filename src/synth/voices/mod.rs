@@ -16,8 +16,8 @@ use std::sync::Arc;
 use rustysynth::SoundFont;
 
 use super::engine::{Engine, EngineSettings};
-use super::soundfonts::FontSet;
 use crate::music::PIANO_CHANNEL;
+use crate::soundfont::FontSet;
 use voice::{Voice, BLOCK};
 
 const CHANNELS: usize = 16;

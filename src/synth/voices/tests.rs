@@ -2,7 +2,7 @@
 //! a stage broke (a note late, a held pad cut, a release that never ends).
 
 use super::*;
-use crate::synth::builtin_font::{NEW_AGE_PAD_PROGRAM, WARM_PAD_PROGRAM};
+use crate::soundfont::builtin_font::{NEW_AGE_PAD_PROGRAM, WARM_PAD_PROGRAM};
 
 const RATE: usize = crate::SAMPLE_RATE as usize;
 const PAD: u8 = 1;
