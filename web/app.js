@@ -2,6 +2,7 @@
 // measurements together, and shows what is happening.
 
 import { ClockSync, nowMs } from './clock.js';
+import { AudioUnavailable, keepRunning } from './audio-session.js';
 import { Connection } from './connection.js';
 import { BackgroundPlayer, listenUrl } from './listen.js';
 import { Measurements, percentile } from './measure.js';
@@ -33,6 +34,7 @@ const app = {
   connection: { name: 'idle' },
   playing: false,
   contextError: null,
+  stopping: false,
   worklet: null, // the worklet's latest status report
   preset: null, // what the server says holds
   params: null,
@@ -43,6 +45,10 @@ const app = {
   lastUnderruns: 0,
   latencyMs: null,
   controlLatencyMs: null,
+  // The seq of the last chunk heard, and how often the next one heard was
+  // not the one after it (music skipped or repeated, e.g. a new piece).
+  lastSeq: null,
+  seqJumps: 0,
   serverMessage: null,
 };
 
@@ -55,9 +61,17 @@ let reportTimer = null;
 let countdownTimer = null;
 
 const connection = new Connection({
-  url: () => {
+  url: (resume) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/ws/stream?${streamQuery(settings, format)}`;
+    const q = streamQuery(settings, format);
+    // The same piece, from the first chunk not yet received: the seed too,
+    // so a restarted server that no longer knows the token rebuilds it.
+    if (resume && app.params) {
+      q.set('resume', resume.token);
+      q.set('from', String(resume.from));
+      q.set('seed', String(app.params.seed));
+    }
+    return `${scheme}://${location.host}/ws/stream?${q}`;
   },
   onState: (state) => {
     app.connection = state;
@@ -168,6 +182,8 @@ function onWorkletStatus(status) {
   app.playing = status.playing;
   const started = status.started;
   if (started) {
+    if (app.lastSeq !== null && started.seq !== app.lastSeq + 1) app.seqJumps++;
+    app.lastSeq = started.seq;
     const heardAt = player.heardAt(started.time);
     const { latency, controls } = measure.chunkHeard(
       started.conn,
@@ -209,6 +225,7 @@ async function start() {
       return;
     }
     app.contextError = null;
+    showBackgroundPiece();
     setPressed(true);
     return;
   }
@@ -217,25 +234,58 @@ async function start() {
       player = await Player.create(onWorkletStatus);
       player.setVolume(settings.volume);
       meter = new Meter($('meter'), player.analyser);
+      keepRunning(player.ctx, { wanted: wantsMusic, onWake: wake, onError: audioFailed });
     } else {
       await player.resume();
       player.setVolume(settings.volume);
     }
   } catch (e) {
-    app.contextError = `audio unavailable: ${e.message}`;
-    renderState();
+    audioFailed(e);
     return;
   }
   app.contextError = null;
   app.streamsSinceStart = 0;
+  app.lastSeq = null;
   meter.start();
   connection.start();
   setPressed(true);
 }
 
+/** Pressed Start and not Stop since, in the AudioWorklet mode. */
+function wantsMusic() {
+  return $('start').getAttribute('aria-pressed') === 'true' && !background.active && !app.stopping;
+}
+
+/** The output is back (an interruption ended, the page is shown again):
+ * a stream that gave up or was torn down meanwhile starts again now rather
+ * than after its backoff. */
+function wake() {
+  app.contextError = null;
+  const c = app.connection.name;
+  if (c === 'reconnecting') connection.stop();
+  if (c === 'failed' || c === 'stopped' || c === 'reconnecting') connection.start();
+  renderState();
+}
+
+function audioFailed(e) {
+  const why = e instanceof AudioUnavailable ? e.message : `${e.name}: ${e.message}`;
+  app.contextError = `audio unavailable: ${why}`;
+  renderState();
+}
+
 async function stop() {
+  app.stopping = true;
+  try {
+    await stopPlaying();
+  } finally {
+    app.stopping = false;
+  }
+}
+
+async function stopPlaying() {
   if (background.active) {
     background.stop();
+    $('meter').hidden = false;
     setPressed(false);
     renderState();
     return;
@@ -309,6 +359,25 @@ function restartBackground() {
   renderListenLinks();
   if (!background.playing) return;
   background.start(listenUrl(settings, 'opus'), settings.preset, settings.volume).catch(() => renderState());
+  showBackgroundPiece();
+}
+
+/** The HTTP stream sends no `hello`: what plays is what its URL asked for.
+ * The spectrum comes from the worklet path, which the audio element does
+ * not go through (routing it through Web Audio would tie it to an
+ * AudioContext, which background tabs suspend), so the meter steps aside. */
+function showBackgroundPiece() {
+  app.preset = settings.preset ?? null;
+  app.params = {
+    key: settings.key,
+    mode: settings.mode,
+    bpm: settings.bpm,
+    intensity: settings.intensity,
+    seed: app.params?.seed,
+    pad_program: settings.pad_program,
+  };
+  $('meter').hidden = true;
+  renderNowPlaying();
 }
 
 /** A preset replaces key, mode, tempo and intensity; they are set here too,
@@ -391,6 +460,7 @@ function renderListenLinks() {
   $('stream-url').value = opus;
   $('open-url').href = opus;
   $('wav-url').href = listenUrl(settings, 'wav');
+  $('audio-unavailable-url').href = opus;
 }
 
 async function copyStreamUrl() {
@@ -463,6 +533,7 @@ function renderState() {
   const el = $('state');
   if (el.dataset.state !== name) el.dataset.state = name;
   if (el.textContent !== text) el.textContent = text;
+  $('audio-unavailable').hidden = !app.contextError;
   // Giving up ends the session: the button offers a fresh start.
   if (name === 'failed' && $('start').getAttribute('aria-pressed') === 'true') {
     setPressed(false);
@@ -538,6 +609,12 @@ function stats() {
     tier: w ? w.tier : null,
     jitterMs: w ? w.jitterMs : null,
     underruns: w ? w.underruns : 0,
+    silentFrames: w ? w.silentFrames : 0,
+    droppedFrames: w ? w.droppedFrames : 0,
+    tierChanges: w ? w.tierChanges : 0,
+    rate: w ? w.rate : 1,
+    lastSeq: app.lastSeq,
+    seqJumps: app.seqJumps,
     latencyMs: app.latencyMs,
     controlLatencyMs: app.controlLatencyMs,
     clockOffsetMs: clock.offsetMs,

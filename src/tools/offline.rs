@@ -296,9 +296,13 @@ pub fn bench(
 pub struct CompareReport {
     pub rustysynth: BenchReport,
     pub fluidsynth: BenchReport,
+    pub voices: BenchReport,
     /// libfluidsynth ms / rustysynth ms per phrase, at the median.
     pub ratio_p50: f64,
     pub ratio_p95: f64,
+    /// libfluidsynth ms / voices ms per phrase, at the median.
+    pub voices_ratio_p50: f64,
+    pub voices_ratio_p95: f64,
     pub command: Option<CommandReport>,
     /// Why the command was not timed (e.g. not installed).
     pub command_error: Option<String>,
@@ -306,47 +310,57 @@ pub struct CompareReport {
 
 impl fmt::Display for CompareReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (r, l) = (&self.rustysynth, &self.fluidsynth);
+        let (r, l, v) = (&self.rustysynth, &self.fluidsynth, &self.voices);
         writeln!(f, "fonts       {}", r.fonts.join(" + "))?;
         writeln!(
             f,
-            "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms",
-            r.font_load_ms, r.engine, r.engine_build_ms, l.engine, l.engine_build_ms
+            "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms, {} {:.0} ms",
+            r.font_load_ms, r.engine, r.engine_build_ms, l.engine, l.engine_build_ms, v.engine, v.engine_build_ms
         )?;
         writeln!(
             f,
-            "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through both, each: engine → reverb → leveller → limiter, 100 ms chunks",
+            "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through all three, each: engine → reverb → leveller → limiter, 100 ms chunks",
             r.phrases, r.phrase_seconds
         )?;
         writeln!(f)?;
         writeln!(
             f,
-            "{:<10} {:>12} {:>14} {:>8}",
-            "ms/phrase", r.engine, l.engine, "ratio"
+            "{:<10} {:>12} {:>14} {:>8} {:>10} {:>8}",
+            "ms/phrase", r.engine, l.engine, "ratio", v.engine, "ratio"
         )?;
-        for (name, a, b) in [
-            ("p50", r.p50_ms, l.p50_ms),
-            ("p95", r.p95_ms, l.p95_ms),
-            ("p99", r.p99_ms, l.p99_ms),
-            ("max", r.max_ms, l.max_ms),
+        for (name, a, b, c) in [
+            ("p50", r.p50_ms, l.p50_ms, v.p50_ms),
+            ("p95", r.p95_ms, l.p95_ms, v.p95_ms),
+            ("p99", r.p99_ms, l.p99_ms, v.p99_ms),
+            ("max", r.max_ms, l.max_ms, v.max_ms),
         ] {
-            writeln!(f, "{name:<10} {a:>12.1} {b:>14.1} {:>8.2}", b / a)?;
+            writeln!(
+                f,
+                "{name:<10} {a:>12.1} {b:>14.1} {:>8.2} {c:>10.1} {:>8.2}",
+                b / a,
+                b / c
+            )?;
         }
         writeln!(
             f,
-            "{:<10} {:>11.0}× {:>13.0}×",
-            "real time", r.realtime_factor, l.realtime_factor
+            "{:<10} {:>11.0}× {:>13.0}× {:>8} {:>9.0}×",
+            "real time", r.realtime_factor, l.realtime_factor, "", v.realtime_factor
         )?;
         writeln!(
             f,
-            "{:<10} {:>12.2} {:>14.2}   (ms per 100 ms chunk)",
-            "chunk p99", r.chunk_p99_ms, l.chunk_p99_ms
+            "{:<10} {:>12.2} {:>14.2} {:>8} {:>10.2}   (ms per 100 ms chunk)",
+            "chunk p99", r.chunk_p99_ms, l.chunk_p99_ms, "", v.chunk_p99_ms
         )?;
         writeln!(f)?;
         writeln!(
             f,
             "ratio       {:.2} (libfluidsynth ms / rustysynth ms at p50; p95 {:.2})",
             self.ratio_p50, self.ratio_p95
+        )?;
+        writeln!(
+            f,
+            "ratio       {:.2} (libfluidsynth ms / voices ms at p50; p95 {:.2})",
+            self.voices_ratio_p50, self.voices_ratio_p95
         )?;
         writeln!(f)?;
         match (&self.command, &self.command_error) {
@@ -379,9 +393,9 @@ pub struct CommandReport {
     pub p95_ms: f64,
 }
 
-/// Renders the same phrases with rustysynth and libfluidsynth in one run,
-/// alternating which goes first so that neither always meets a warm or a
-/// cold cache; ratios within one run are what to trust on a noisy machine.
+/// Renders the same phrases with rustysynth, libfluidsynth and our `voices`
+/// in one run, rotating which goes first so that none always meets a warm or
+/// a cold cache; ratios within one run are what to trust on a noisy machine.
 pub fn compare(
     params: &Params,
     phrases: usize,
@@ -390,17 +404,17 @@ pub fn compare(
 ) -> Result<CompareReport, EngineError> {
     let mut rusty = PhraseBench::new(params, fonts, EngineKind::Rustysynth)?;
     let mut fluid = PhraseBench::new(params, fonts, EngineKind::Fluidsynth)?;
+    let mut ours = PhraseBench::new(params, fonts, EngineKind::Voices)?;
     for i in 0..phrases.max(1) {
-        if i % 2 == 0 {
-            rusty.phrase();
-            fluid.phrase();
-        } else {
-            fluid.phrase();
-            rusty.phrase();
+        let mut order = [&mut rusty, &mut fluid, &mut ours];
+        order.rotate_left(i % 3);
+        for bench in order {
+            bench.phrase();
         }
     }
     let rustysynth = rusty.report(fonts, font_load);
     let fluidsynth = fluid.report(fonts, font_load);
+    let voices = ours.report(fonts, font_load);
     let (command, command_error) = match time_fluidsynth_command(params, fonts, phrases.max(1)) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
@@ -408,8 +422,11 @@ pub fn compare(
     Ok(CompareReport {
         ratio_p50: fluidsynth.p50_ms / rustysynth.p50_ms,
         ratio_p95: fluidsynth.p95_ms / rustysynth.p95_ms,
+        voices_ratio_p50: fluidsynth.p50_ms / voices.p50_ms,
+        voices_ratio_p95: fluidsynth.p95_ms / voices.p95_ms,
         rustysynth,
         fluidsynth,
+        voices,
         command,
         command_error,
     })
