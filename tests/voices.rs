@@ -169,7 +169,11 @@ fn single_notes_match_libfluidsynth_within_1_5_db() {
                 (0.0f64, 0.0f64),
                 |w, b| if b.1.abs() > w.1.abs() { b } else { w },
             );
-        let clicks = analysis::clicks(&to_i16(&vl, &vr), &[0, (n.hold * RATE) as u64]);
+        let clicks = analysis::clicks_i16(
+            &to_i16(&vl, &vr),
+            &[0, (n.hold * RATE) as u64],
+            &analysis::ClickRule::MIX,
+        );
         eprintln!(
             "{what:<34} envelope worst {:+.2} dB at {:.2} s; band worst {:+.2} dB at {:.0} Hz; clicks {}",
             worst.0,
