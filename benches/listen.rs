@@ -11,7 +11,7 @@ use auralis::audio::opus::OggOpusEncoder;
 use auralis::audio::resample::To48k;
 use auralis::audio::CHUNK_BYTES;
 use auralis::rss::{cpu_seconds_of, rss_mb_of};
-use auralis::stream::metrics::Percentiles;
+use auralis::stats::Percentiles;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -7,6 +7,10 @@ import net from 'node:net';
 
 const READY_TIMEOUT_MS = 30000;
 
+/** The line `auralis serve` prints once it accepts connections, before its
+ * address: `auralis::server::LISTENING` (tests/wire.rs checks they agree). */
+export const LISTENING = 'auralis: listening on http://';
+
 /** A port the kernel just handed out, so nothing else is listening on it. */
 export async function freePort() {
   const srv = net.createServer();
@@ -40,7 +44,7 @@ export class AuralisServer {
       { stdio: ['ignore', 'ignore', 'pipe'] },
     );
     this.child = child;
-    const ready = `auralis: listening on http://127.0.0.1:${this.port}/`;
+    const ready = `${LISTENING}127.0.0.1:${this.port}/`;
     return new Promise((resolve, reject) => {
       let seen = '';
       const timer = setTimeout(() => {

@@ -16,6 +16,7 @@ cargo test --all-targets
 cargo test --test wire -- --ignored
 cargo test --test sound -- --ignored
 cargo test --features fluidsynth --test fluidsynth -- --include-ignored
+cargo test --features fluidsynth --test voices -- --include-ignored
 # Both engines on FluidR3_GM too.
 cargo test --features fluidsynth --test continuity -- --include-ignored
 cargo build --release --features fluidsynth --bin auralis
@@ -24,4 +25,6 @@ cargo build --release --features fluidsynth --bin auralis
 target/release/auralis bench --compare --phrases 3
 if [ -f e2e/package.json ]; then
   (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)
+  # The smoke subset in Firefox (twice) and WebKit: about 40 s.
+  (cd e2e && AURALIS_BIN=../target/release/auralis node engines.mjs)
 fi

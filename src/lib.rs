@@ -11,6 +11,7 @@ pub mod pipeline;
 pub mod rss;
 pub mod server;
 pub mod soundfont;
+pub mod stats;
 pub mod stream;
 pub mod synth;
 #[cfg(feature = "tools")]

@@ -1,18 +1,14 @@
 //! The `auralis` command: a thin layer over the library.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
-use auralis::music::change::{ParamChange, RawValue};
-use auralis::music::params::{Domain, CONTROLS};
-use auralis::music::{Params, PRESETS};
-use auralis::soundfont::FontSet;
 use auralis::synth::EngineKind;
-use auralis::tools::offline;
+use auralis::tools::args::FontArgs;
+use auralis::tools::{analyze, fonts, loadtest, offline, presets, soak};
 
 #[derive(Parser)]
 #[command(
@@ -30,13 +26,13 @@ enum Command {
     /// Run the streaming server (WebSocket audio, web player, /api/status).
     Serve(ServeArgs),
     /// Render phrases to a WAV file (and optionally MIDI).
-    Render(RenderArgs),
+    Render(offline::RenderArgs),
     /// Time how fast 8-bar phrases at 60 BPM render.
-    Bench(BenchArgs),
+    Bench(offline::BenchArgs),
     /// Render every preset and measure it as a mastering engineer would:
     /// loudness (BS.1770), range, true peak, DC, piano against pad, clicks,
     /// and how the render ends.
-    Soundcheck(SoundcheckArgs),
+    Soundcheck(offline::SoundcheckArgs),
     /// List the presets.
     Presets {
         #[arg(long)]
@@ -51,110 +47,18 @@ enum Command {
     },
     /// Many WebSocket listeners against a server on 127.0.0.1: gaps, late
     /// chunks, inter-arrival times, server CPU and RSS.
-    Loadtest(LoadtestArgs),
+    Loadtest(loadtest::LoadtestArgs),
     /// Render hours of audio in several sessions as fast as possible and
     /// watch memory.
-    Soak(SoakArgs),
+    Soak(soak::SoakArgs),
     /// Measure a composition over minutes: loops, density, harmonic rhythm,
     /// rests per layer, pad/piano register overlap.
-    Analyze(AnalyzeArgs),
+    Analyze(analyze::AnalyzeArgs),
     /// Build SoundFonts from sample packages.
     Soundfont {
         #[command(subcommand)]
-        action: SoundfontCommand,
+        action: fonts::SoundfontCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum SoundfontCommand {
-    /// Build the Salamander Grand Piano SoundFont from the OGG samples of the
-    /// npm packages @audio-samples/piano-velocityN (see scripts/install-salamander.sh).
-    BuildSalamander {
-        /// Directory holding one velocity layer's OGG files (A0v10.ogg,
-        /// D#1v10.ogg, ...); repeat for more layers.
-        #[arg(long, required = true, num_args = 1..)]
-        samples: Vec<PathBuf>,
-        /// Output SF2 file [default: the user's auralis/soundfonts data directory].
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// Where the samples came from, for the font's comment [default: read
-        /// from the package's package.json].
-        #[arg(long)]
-        source: Option<String>,
-    },
-}
-
-#[derive(Args, Clone)]
-struct FontArgs {
-    /// SoundFont for the piano channel.
-    #[arg(long, env = "SOUNDFONT_PIANO")]
-    soundfont_piano: Option<PathBuf>,
-    /// SoundFont for the pad channel (a General MIDI font).
-    #[arg(long, env = "SOUNDFONT_GM")]
-    soundfont_pad: Option<PathBuf>,
-    /// Ignore installed fonts and use only the built-in one.
-    #[arg(long)]
-    builtin_font: bool,
-}
-
-impl FontArgs {
-    fn load(&self) -> FontSet {
-        if self.builtin_font {
-            FontSet::builtin()
-        } else {
-            FontSet::resolve(
-                self.soundfont_piano.as_deref(),
-                self.soundfont_pad.as_deref(),
-            )
-        }
-    }
-}
-
-/// The music flags: one per entry of the parameter table
-/// (`auralis::music::params::CONTROLS`), read by the same code as the
-/// stream's query string, so they accept and refuse the same values.
-struct MusicArgs(ParamChange);
-
-impl MusicArgs {
-    fn params(&self) -> Result<Params> {
-        Ok(self.0.clone().resolve()?.0)
-    }
-}
-
-impl clap::FromArgMatches for MusicArgs {
-    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut change = ParamChange::default();
-        for c in &CONTROLS {
-            if let Some(v) = matches.get_one::<String>(c.name) {
-                change
-                    .set(c.name, RawValue::Text(v))
-                    .map_err(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, e))?;
-            }
-        }
-        Ok(Self(change))
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
-        *self = Self::from_arg_matches(matches)?;
-        Ok(())
-    }
-}
-
-impl Args for MusicArgs {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        CONTROLS.iter().fold(cmd, |cmd, c| {
-            let help = match c.domain {
-                Domain::Number { .. } => format!("{} ({})", c.help, c.domain.expected()),
-                Domain::Preset => format!("{} [default: focus]", c.help),
-                _ => c.help.to_string(),
-            };
-            cmd.arg(clap::Arg::new(c.name).long(c.name).help(help))
-        })
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
 }
 
 #[derive(Args)]
@@ -263,148 +167,6 @@ impl SecurityArgs {
     }
 }
 
-#[derive(Args)]
-struct LoadtestArgs {
-    /// Server to load, e.g. 127.0.0.1:8000; without it, one is started
-    /// (this binary, on a free loopback port) and measured.
-    #[arg(long)]
-    addr: Option<std::net::SocketAddr>,
-    /// Its process id, to read its CPU and RSS (automatic with a started server).
-    #[arg(long)]
-    server_pid: Option<u32>,
-    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    listeners: u32,
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    seconds: u64,
-    /// Put every listener in this room (one shared session).
-    #[arg(long)]
-    room: Option<String>,
-    /// Seconds over which connections are opened.
-    #[arg(long, default_value_t = 2.0)]
-    ramp: f64,
-    #[command(flatten)]
-    fonts: FontArgs,
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct SoakArgs {
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    sessions: u32,
-    /// Hours of audio each session renders.
-    #[arg(long, default_value_t = 8.0)]
-    hours: f64,
-    /// Render threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
-    #[command(flatten)]
-    fonts: FontArgs,
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct RenderArgs {
-    #[command(flatten)]
-    music: MusicArgs,
-    /// Number of 4/4 bars (8 bars at 60 BPM = 32 s).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    bars: u32,
-    /// Output WAV file.
-    #[arg(short, long)]
-    output: PathBuf,
-    /// Also write the composed notes as a standard MIDI file.
-    #[arg(long)]
-    midi: Option<PathBuf>,
-    /// Seconds after the last bar in which every note is released and rings
-    /// out with the reverb, the last 3 s fading to silence (0: stop at the
-    /// bar line).
-    #[arg(long, default_value_t = 6.0, value_parser = parse_tail)]
-    tail: f32,
-    /// Also write each layer (piano, pad) as WAVs in this directory, dry
-    /// (`piano-dry.wav`) and with reverb (`piano.wav`), aligned with the mix.
-    #[arg(long, value_name = "DIR")]
-    stems: Option<PathBuf>,
-    #[command(flatten)]
-    fonts: FontArgs,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth)]
-    engine: EngineKind,
-}
-
-#[derive(Args)]
-struct SoundcheckArgs {
-    /// Bars of each preset (32 bars at 60 BPM = 128 s).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    bars: u32,
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Only these presets (comma-separated); all by default.
-    #[arg(long, value_delimiter = ',')]
-    presets: Vec<String>,
-    #[command(flatten)]
-    fonts: FontArgs,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth)]
-    engine: EngineKind,
-    /// Print the measurements as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-struct AnalyzeArgs {
-    /// A MIDI file (e.g. from `render --midi`); without it, the composer's
-    /// own output for the music options below is analysed (no audio needed).
-    file: Option<PathBuf>,
-    #[command(flatten)]
-    music: MusicArgs,
-    /// Minutes to compose when no file is given.
-    #[arg(long, default_value_t = 10.0, value_parser = parse_minutes)]
-    minutes: f64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-fn parse_minutes(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(m) if (0.1..=1440.0).contains(&m) => Ok(m),
-        _ => Err(format!(
-            "minutes must be a number from 0.1 to 1440, got {s}"
-        )),
-    }
-}
-
-#[derive(Args)]
-struct BenchArgs {
-    /// Phrases to render (each 8 bars at 60 BPM, 32 s).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    phrases: u32,
-    #[command(flatten)]
-    music: MusicArgs,
-    #[command(flatten)]
-    fonts: FontArgs,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth, conflicts_with = "compare")]
-    engine: EngineKind,
-    /// Render the same notes with rustysynth and libfluidsynth, and time the
-    /// `fluidsynth` command on their MIDI export.
-    #[arg(long)]
-    compare: bool,
-}
-
-fn parse_tail(s: &str) -> Result<f32, String> {
-    match s.parse::<f32>() {
-        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
-        _ => Err(format!("expected seconds from 0 to 60, got {s:?}")),
-    }
-}
-
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -420,15 +182,15 @@ fn main() -> Result<()> {
     }
     match command {
         Command::Serve(args) => serve(args),
-        Command::Soundcheck(args) => soundcheck(args),
-        Command::Loadtest(args) => loadtest(args),
-        Command::Soak(args) => soak(args),
-        Command::Render(args) => render(args),
-        Command::Bench(args) => bench(args),
-        Command::Presets { json } => presets(json),
-        Command::Soundfonts { fonts, json } => soundfonts(&fonts, json),
-        Command::Soundfont { action } => soundfont(action),
-        Command::Analyze(args) => analyze(args),
+        Command::Soundcheck(args) => offline::soundcheck_command(args),
+        Command::Loadtest(args) => loadtest::command(args),
+        Command::Soak(args) => soak::command(args),
+        Command::Render(args) => offline::render_command(args),
+        Command::Bench(args) => offline::bench_command(args),
+        Command::Presets { json } => presets::command(json),
+        Command::Soundfonts { fonts, json } => fonts::soundfonts_command(&fonts, json),
+        Command::Soundfont { action } => fonts::soundfont_command(action),
+        Command::Analyze(args) => analyze::command(args),
     }
 }
 
@@ -502,408 +264,4 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     };
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))
-}
-
-fn loadtest(args: LoadtestArgs) -> Result<()> {
-    let mut child = None;
-    let (addr, pid) = match args.addr {
-        Some(addr) => (addr, args.server_pid),
-        None => {
-            let mut extra = vec![
-                "--max-listeners".to_string(),
-                (args.listeners + 10).to_string(),
-                "--max-sessions".to_string(),
-                (args.listeners + 10).to_string(),
-                // Every simulated listener comes from 127.0.0.1.
-                "--max-sessions-per-ip".to_string(),
-                (args.listeners + 10).to_string(),
-                "--max-connections-per-ip".to_string(),
-                (args.listeners + 10).to_string(),
-            ];
-            if args.fonts.builtin_font {
-                extra.push("--builtin-font".into());
-            }
-            for (flag, path) in [
-                ("--soundfont-piano", &args.fonts.soundfont_piano),
-                ("--soundfont-pad", &args.fonts.soundfont_pad),
-            ] {
-                if let Some(p) = path {
-                    extra.extend([flag.to_string(), p.display().to_string()]);
-                }
-            }
-            let (c, addr) = auralis::tools::loadtest::spawn_server(&extra)?;
-            let pid = c.id();
-            child = Some(c);
-            (addr, Some(pid))
-        }
-    };
-    let config = auralis::tools::loadtest::LoadtestConfig {
-        addr,
-        listeners: args.listeners as usize,
-        duration: std::time::Duration::from_secs(args.seconds),
-        room: args.room,
-        ramp: std::time::Duration::from_secs_f64(args.ramp.clamp(0.0, 600.0)),
-        server_pid: pid,
-    };
-    let report = tokio::runtime::Runtime::new()?.block_on(auralis::tools::loadtest::run(&config));
-    if let Some(mut c) = child {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
-    print_report(&report, args.json)
-}
-
-fn soak(args: SoakArgs) -> Result<()> {
-    let fonts = args.fonts.load();
-    let threads = args.threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-    });
-    let report = auralis::tools::soak::run(
-        &fonts,
-        args.sessions as usize,
-        args.hours.clamp(0.001, 1000.0),
-        threads,
-    );
-    print_report(&report, args.json)
-}
-
-/// A report as pretty JSON, or as its `Display` text.
-fn print_report<R: serde::Serialize + std::fmt::Display>(report: &R, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(())
-}
-
-fn render(args: RenderArgs) -> Result<()> {
-    let params = args.music.params()?;
-    let fonts = args.fonts.load();
-    let started = Instant::now();
-    let length = offline::RenderLength {
-        bars: args.bars,
-        tail_seconds: args.tail,
-    };
-    let mut stems = args
-        .stems
-        .as_deref()
-        .map(auralis::pipeline::stems::Stems::create)
-        .transpose()?;
-    let tap = stems
-        .as_mut()
-        .map(|s| s as &mut dyn auralis::pipeline::StemSink);
-    let pcm = offline::render_pcm(&params, length, &fonts, args.engine, tap)?;
-    let file = std::fs::File::create(&args.output)
-        .with_context(|| format!("cannot create {}", args.output.display()))?;
-    auralis::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
-    let seconds = pcm.len() as f64 / 2.0 / f64::from(auralis::SAMPLE_RATE);
-    eprintln!(
-        "wrote {} ({seconds:.1} s, {} {} at {} BPM, intensity {}, seed {}) in {:.0} ms",
-        args.output.display(),
-        params.key,
-        params.mode,
-        params.bpm,
-        params.intensity,
-        params.seed,
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    if let Some(stems) = stems {
-        for path in stems.finish()? {
-            eprintln!("wrote {}", path.display());
-        }
-    }
-    if let Some(path) = &args.midi {
-        let bytes = offline::render_midi(&params, args.bars)?;
-        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn soundcheck(args: SoundcheckArgs) -> Result<()> {
-    let fonts = args.fonts.load();
-    let presets: Vec<_> = if args.presets.is_empty() {
-        PRESETS.iter().collect()
-    } else {
-        args.presets
-            .iter()
-            .map(|name| {
-                PRESETS
-                    .iter()
-                    .find(|p| p.name == name.as_str())
-                    .with_context(|| format!("unknown preset {name:?}; see `auralis presets`"))
-            })
-            .collect::<Result<_>>()?
-    };
-    let length = offline::RenderLength {
-        bars: args.bars,
-        tail_seconds: 6.0,
-    };
-    let mut checks = Vec::new();
-    for preset in presets {
-        let params = preset.params(args.seed);
-        checks.push(offline::soundcheck(
-            preset.name,
-            &params,
-            length,
-            &fonts,
-            args.engine,
-        )?);
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&checks)?);
-        return Ok(());
-    }
-    println!(
-        "{} bars + 6 s tail, seed {}, {} engine; piano: {}; pad: {}",
-        args.bars, args.seed, args.engine, fonts.piano.info.name, fonts.pad.info.name
-    );
-    println!(
-        "{:<10} {:>8} {:>6} {:>8} {:>8} {:>12} {:>7} {:>10}",
-        "preset", "LUFS", "LRA", "dBTP", "DC", "piano-pad", "clicks", "tail dBFS"
-    );
-    for c in &checks {
-        println!(
-            "{:<10} {:>8.1} {:>6.1} {:>8.1} {:>8.4} {:>9.1} LU {:>7} {:>10.1}",
-            c.preset,
-            c.mix.integrated_lufs,
-            c.mix.range_lu,
-            c.mix.true_peak_dbtp,
-            c.mix.dc[0].abs().max(c.mix.dc[1].abs()),
-            c.balance_lu,
-            c.clicks.len(),
-            c.tail_dbfs
-        );
-    }
-    Ok(())
-}
-
-fn bench(args: BenchArgs) -> Result<()> {
-    let params = args.music.params()?;
-    let started = Instant::now();
-    let fonts = args.fonts.load();
-    let load = started.elapsed();
-    let phrases = args.phrases as usize;
-    if args.compare {
-        let report = offline::compare(&params, phrases, &fonts, load)?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print_compare(&report);
-        }
-        return Ok(());
-    }
-    let report = offline::bench(&params, phrases, &fonts, load, args.engine)?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!("engine      {}", report.engine);
-    println!("fonts       {}", report.fonts.join(" + "));
-    println!("font load   {:.0} ms", report.font_load_ms);
-    println!("synth build {:.0} ms", report.engine_build_ms);
-    println!(
-        "phrases     {} × {:.0} s (8 bars at 60 BPM)",
-        report.phrases, report.phrase_seconds
-    );
-    println!();
-    println!("{:<8} {:>10}", "", "ms/phrase");
-    for (name, v) in [
-        ("p50", report.p50_ms),
-        ("p95", report.p95_ms),
-        ("p99", report.p99_ms),
-        ("max", report.max_ms),
-    ] {
-        println!("{name:<8} {v:>10.1}");
-    }
-    println!();
-    println!("real time   {:.0}× (at the median)", report.realtime_factor);
-    println!("chunk p99   {:.2} ms per 100 ms chunk", report.chunk_p99_ms);
-    if let Some(rss) = report.peak_rss_mb {
-        println!("peak RSS    {rss:.0} MB");
-    }
-    Ok(())
-}
-
-fn print_compare(report: &offline::CompareReport) {
-    let (r, f) = (&report.rustysynth, &report.fluidsynth);
-    println!("fonts       {}", r.fonts.join(" + "));
-    println!(
-        "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms",
-        r.font_load_ms, r.engine, r.engine_build_ms, f.engine, f.engine_build_ms
-    );
-    println!(
-        "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through both, each: engine → reverb → leveller → limiter, 100 ms chunks",
-        r.phrases, r.phrase_seconds
-    );
-    println!();
-    println!(
-        "{:<10} {:>12} {:>14} {:>8}",
-        "ms/phrase", r.engine, f.engine, "ratio"
-    );
-    for (name, a, b) in [
-        ("p50", r.p50_ms, f.p50_ms),
-        ("p95", r.p95_ms, f.p95_ms),
-        ("p99", r.p99_ms, f.p99_ms),
-        ("max", r.max_ms, f.max_ms),
-    ] {
-        println!("{name:<10} {a:>12.1} {b:>14.1} {:>8.2}", b / a);
-    }
-    println!(
-        "{:<10} {:>11.0}× {:>13.0}×",
-        "real time", r.realtime_factor, f.realtime_factor
-    );
-    println!(
-        "{:<10} {:>12.2} {:>14.2}   (ms per 100 ms chunk)",
-        "chunk p99", r.chunk_p99_ms, f.chunk_p99_ms
-    );
-    println!();
-    println!(
-        "ratio       {:.2} (libfluidsynth ms / rustysynth ms at p50; p95 {:.2})",
-        report.ratio_p50, report.ratio_p95
-    );
-    println!();
-    match (&report.command, &report.command_error) {
-        (Some(c), _) => {
-            println!(
-                "fluidsynth command: p50 {:.0} ms, p95 {:.0} ms over {} runs, {:.1} s of audio",
-                c.p50_ms, c.p95_ms, c.runs, c.audio_seconds
-            );
-            println!("  wall time of the whole process, its own font load included; its reverb and chorus off, none of our reverb/leveller/limiter; the first phrase's MIDI export:");
-            println!("  {}", c.command);
-        }
-        (None, Some(why)) => println!("fluidsynth command: not timed: {why}"),
-        (None, None) => {}
-    }
-}
-
-fn presets(json: bool) -> Result<()> {
-    if json {
-        let list: Vec<_> = PRESETS
-            .iter()
-            .map(|p| (p.name, p.params(0), p.description))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
-        return Ok(());
-    }
-    for p in PRESETS {
-        println!(
-            "{:<10} {:<3} {:<11} {:>4} BPM  intensity {:.2}  pad {}  {}",
-            p.name,
-            p.key.to_string(),
-            p.mode.to_string(),
-            p.bpm,
-            p.intensity,
-            p.pad_program,
-            p.description
-        );
-    }
-    Ok(())
-}
-
-fn soundfont(action: SoundfontCommand) -> Result<()> {
-    use auralis::soundfont::salamander;
-    let SoundfontCommand::BuildSalamander {
-        samples,
-        output,
-        source,
-    } = action;
-    let output = match output {
-        Some(path) => path,
-        None => salamander::installed_paths()
-            .into_iter()
-            .next()
-            .context("neither XDG_DATA_HOME nor HOME is set; pass --output")?,
-    };
-    let source = source.unwrap_or_else(|| salamander::describe_sources(&samples));
-    let started = Instant::now();
-    let report = salamander::write_font(&samples, &source, &output)?;
-    eprintln!(
-        "wrote {} ({:.1} MB) in {:.1} s: {} {} samples at {} Hz, keys {}-{}, {:.0} s of audio",
-        output.display(),
-        report.bytes as f64 / 1e6,
-        started.elapsed().as_secs_f64(),
-        report.samples,
-        if report.stereo { "stereo" } else { "mono" },
-        report.sample_rate,
-        report.roots.0,
-        report.roots.1,
-        report.seconds,
-    );
-    for layer in &report.layers {
-        eprintln!(
-            "  layer {}: velocities {}-{}, {} samples, level {:+.1} dB",
-            layer.number.map_or("-".into(), |n| n.to_string()),
-            layer.velocities.0,
-            layer.velocities.1,
-            layer.samples,
-            layer.gain_db,
-        );
-    }
-    if auralis::soundfont::fluidsynth_check::installed() {
-        let complaints =
-            auralis::soundfont::fluidsynth_check::complaints(&output, 0, &[21, 60, 108])?;
-        if complaints.is_empty() {
-            eprintln!("the fluidsynth command plays it without complaint");
-        } else {
-            anyhow::bail!(
-                "the fluidsynth command complains about {}: {}",
-                output.display(),
-                complaints.join("; ")
-            );
-        }
-    }
-    Ok(())
-}
-
-fn soundfonts(fonts: &FontArgs, json: bool) -> Result<()> {
-    let set = fonts.load();
-    if json {
-        let v = serde_json::json!({
-            "piano": set.piano.info,
-            "pad": set.pad.info,
-            "problems": set.problems,
-        });
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    for (role, f) in [("piano", &set.piano), ("pad", &set.pad)] {
-        let i = &f.info;
-        println!("{role}:");
-        println!("  name         {}", i.name);
-        match &i.path {
-            Some(p) => println!("  path         {}", p.display()),
-            None => println!("  path         (generated in memory)"),
-        }
-        println!("  source       {:?}", i.source);
-        println!("  size         {:.1} MB", i.size_bytes as f64 / 1e6);
-        println!("  presets      {}", i.presets);
-        println!("  licence      {}", i.licence);
-        println!("  attribution  {}", i.attribution);
-    }
-    for p in &set.problems {
-        println!("problem: {p}");
-    }
-    Ok(())
-}
-
-fn analyze(args: AnalyzeArgs) -> Result<()> {
-    use auralis::music::analysis;
-    let report = match &args.file {
-        Some(path) => {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let (notes, bpm) = analysis::notes_from_midi(&bytes)
-                .with_context(|| format!("cannot analyse {}", path.display()))?;
-            analysis::analyse(&notes, bpm)
-        }
-        None => analysis::analyse_composition(&args.music.params()?, args.minutes),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{report}");
-    }
-    Ok(())
 }

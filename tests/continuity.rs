@@ -8,25 +8,21 @@
 //!
 //! What counts, measured on the dry engine output (mono, the mean of left and
 //! right, before reverb and the leveller, which would only smear or amplify):
-//! - A **click** is a sample whose second difference `x[i] − 2x[i−1] + x[i−2]`
-//!   is more than [`CLICK_RATIO`] times the RMS second difference of the
-//!   [`LOCAL_MS`] before it *and* of the [`LOCAL_MS`] after it, and above
-//!   [`CLICK_FLOOR`] (the three samples on each side that the jump itself
-//!   spreads into are left out of both windows). The second difference is
-//!   near zero for the smooth waveforms of a pad and large at a jump in value
-//!   or slope; requiring it to stand out from both sides keeps a periodic
-//!   waveform's own sharp edges (a sawtooth's reset recurs within 10 ms) from
-//!   counting, while a cut to silence stands out from the tone before it and
-//!   the zeros after it. Detections closer than [`LOCAL_MS`] are one click.
-//! - Samples within [`EVENT_GUARD_MS`] of a note-on or note-off are not
-//!   judged: an attack is a legitimate edge.
+//! - A **click** is what `auralis::audio::analysis::clicks` finds under
+//!   [`ClickRule::DRY`]: a second difference that stands out from the 10 ms
+//!   on both sides of it, above −70 dBFS, more than 15 ms from a note event.
 //! - **Digital silence** is a run of at least [`SILENCE_MS`] of exact zeros on
 //!   both channels while at least one pad note is held (a piano note decays
 //!   to silence by itself however long it is held).
 #![allow(clippy::cast_precision_loss)]
 
+mod common;
+
 use std::path::Path;
 
+use common::render::render_dry;
+
+use auralis::audio::analysis::ClickRule;
 use auralis::music::{Composer, Event, EventKind, PAD_CHANNEL, PRESETS};
 use auralis::soundfont::discovery::load_file;
 use auralis::soundfont::{FontSet, FontSource};
@@ -35,15 +31,6 @@ use auralis::synth::{build_engine, Engine, EngineKind, EngineSettings};
 const FLUID_R3: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 const RATE: f64 = 44_100.0;
 const BARS: u32 = 16;
-const CLICK_RATIO: f64 = 12.0;
-/// −70 dBFS. A voice's own end is under it: rustysynth ends a voice once its
-/// envelope is 60 dB under the note's level, a step of about 1e-4 that the
-/// composer's rests (both layers silent) leave bare, and nobody hears. The old
-/// mix gate's drops reached down to that size too; the digital-silence check
-/// below is what catches those whatever their size.
-const CLICK_FLOOR: f64 = 3e-4;
-const LOCAL_MS: f64 = 10.0;
-const EVENT_GUARD_MS: f64 = 15.0;
 const SILENCE_MS: f64 = 10.0;
 
 fn ms(ms: f64) -> usize {
@@ -72,69 +59,26 @@ fn fluid_r3() -> FontSet {
     }
 }
 
-/// Plays `events` into `engine` at their exact frames; returns the dry mono mix.
+/// The dry mono mix (the mean of left and right) of `events` through `engine`.
 fn render(engine: &mut dyn Engine, events: &[Event], frames: usize) -> Vec<f32> {
-    let (mut left, mut right) = (vec![0.0f32; frames], vec![0.0f32; frames]);
-    let mut pos = 0;
-    let mut events = events.iter().peekable();
-    while pos < frames {
-        while let Some(e) = events.next_if(|e| e.frame as usize <= pos) {
-            engine.apply(e);
-        }
-        let end = events
-            .peek()
-            .map_or(frames, |e| (e.frame as usize).clamp(pos + 1, frames));
-        engine.render(&mut left[pos..end], &mut right[pos..end]);
-        pos = end;
-    }
+    let (left, right) = render_dry(engine, events, frames);
     left.iter()
         .zip(&right)
         .map(|(l, r)| 0.5 * (l + r))
         .collect()
 }
 
-/// Frames of the clicks in `x`, ignoring those within the guard of `events`.
+/// Frames of the clicks in `x`, away from the notes of `events`.
 fn clicks(x: &[f32], events: &[Event]) -> Vec<usize> {
-    let d2: Vec<f64> = (0..x.len())
-        .map(|i| {
-            if i < 2 {
-                0.0
-            } else {
-                f64::from(x[i]) - 2.0 * f64::from(x[i - 1]) + f64::from(x[i - 2])
-            }
-        })
+    let notes: Vec<u64> = events
+        .iter()
+        .filter(|e| !matches!(e.kind, EventKind::Program { .. }))
+        .map(|e| e.frame)
         .collect();
-    // Running sums of squares make each window's RMS O(1).
-    let mut sq = vec![0.0f64; d2.len() + 1];
-    for (i, v) in d2.iter().enumerate() {
-        sq[i + 1] = sq[i] + v * v;
-    }
-    let rms = |a: usize, b: usize| ((sq[b] - sq[a]).max(0.0) / (b - a).max(1) as f64).sqrt();
-    let guard = ms(EVENT_GUARD_MS);
-    let mut near_event = vec![false; x.len()];
-    for e in events {
-        if matches!(e.kind, EventKind::Program { .. }) {
-            continue;
-        }
-        let f = e.frame as usize;
-        for flag in &mut near_event[f.saturating_sub(guard).min(x.len())..(f + guard).min(x.len())]
-        {
-            *flag = true;
-        }
-    }
-    let (w, gap) = (ms(LOCAL_MS), 3);
-    let mut found: Vec<usize> = Vec::new();
-    for i in w + gap..d2.len().saturating_sub(w + gap) {
-        let step = d2[i].abs();
-        let click = !near_event[i]
-            && step > CLICK_FLOOR
-            && step > CLICK_RATIO * rms(i - gap - w, i - gap)
-            && step > CLICK_RATIO * rms(i + gap + 1, i + gap + 1 + w);
-        if click && found.last().is_none_or(|&last| i - last > w) {
-            found.push(i);
-        }
-    }
-    found
+    auralis::audio::analysis::clicks(x, &notes, &ClickRule::DRY)
+        .into_iter()
+        .map(|f| f as usize)
+        .collect()
 }
 
 /// Start frames of runs of exact zeros at least [`SILENCE_MS`] long that lie

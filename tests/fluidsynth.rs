@@ -3,7 +3,11 @@
 //! notes (so switching engines does not jump the level before the leveller).
 #![cfg(feature = "fluidsynth")]
 
+mod common;
+
 use std::path::Path;
+
+use common::render::render_dry;
 
 use auralis::music::{Composer, Event, Params, PIANO_CHANNEL};
 use auralis::pipeline::{EngineSource, Renderer};
@@ -120,23 +124,9 @@ fn autocorrelation_pitch(x: &[f64], min_hz: f64, max_hz: f64) -> f64 {
     RATE / (lag as f64 + shift)
 }
 
-/// Plays composed events into an engine at their exact frames and returns the
-/// dry stereo mix (no reverb, leveller or limiter: the engines alone).
+/// The dry stereo mix of `events` through `engine`, left then right.
 fn render_events(engine: &mut dyn Engine, events: &[Event], frames: usize) -> Vec<f32> {
-    let (mut left, mut right) = (vec![0.0f32; frames], vec![0.0f32; frames]);
-    let mut pos = 0;
-    let mut events = events.iter().peekable();
-    while pos < frames {
-        while let Some(e) = events.next_if(|e| e.frame as usize <= pos) {
-            engine.apply(e);
-        }
-        let end = events
-            .peek()
-            .map_or(frames, |e| (e.frame as usize).min(frames));
-        let end = end.max(pos + 1).min(frames);
-        engine.render(&mut left[pos..end], &mut right[pos..end]);
-        pos = end;
-    }
+    let (mut left, right) = render_dry(engine, events, frames);
     left.extend_from_slice(&right);
     left
 }

@@ -24,10 +24,15 @@ fn node(script: &str, frame: &[u8]) -> Value {
          const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length);\n",
         format!("file://{}", wire_js.display())
     );
+    run_node(&format!("{prelude}{script}"), &path)
+}
+
+/// Runs `module` (ES module source) in Node with `arg`, and parses what it
+/// prints as JSON.
+fn run_node(module: &str, arg: &Path) -> Value {
     let out = Command::new("node")
-        .args(["--input-type=module", "-e"])
-        .arg(format!("{prelude}{script}"))
-        .arg(&path)
+        .args(["--input-type=module", "-e", module])
+        .arg(arg)
         .output()
         .expect("node runs (scripts/install-deps.sh installs it for the browser tests)");
     assert!(
@@ -121,4 +126,20 @@ fn the_web_client_refuses_what_the_rust_decoder_refuses() {
         );
         assert!(decoded.is_null(), "web/wire.js accepted a bad frame");
     }
+}
+
+/// e2e/server.mjs waits for the server's listening line by its own copy of
+/// the text; the copy must be the server's.
+#[test]
+#[ignore = "needs node; scripts/test.sh runs it"]
+fn the_browser_tests_wait_for_the_servers_listening_line() {
+    let server_mjs = Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/server.mjs");
+    let module = format!(
+        "import {{ LISTENING }} from {:?}; console.log(JSON.stringify(LISTENING));",
+        format!("file://{}", server_mjs.display())
+    );
+    assert_eq!(
+        run_node(&module, &server_mjs),
+        Value::from(auralis::server::LISTENING)
+    );
 }

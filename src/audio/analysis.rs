@@ -2,56 +2,111 @@
 //! the level of a stream's last moments. Used by the tests (so a regression
 //! fails) and by `auralis soundcheck`.
 
-/// Half-width of the neighbourhood a sample step is compared with (5 ms).
-const LOCAL_FRAMES: usize = 220;
-/// A step this many times the neighbourhood's RMS step is a click.
-const CLICK_RATIO: f64 = 8.0;
-/// Steps smaller than this (−52 dBFS) are inaudible whatever their context.
-const CLICK_FLOOR: f64 = 0.0025;
-/// Note events make legitimate steep edges (a hammer, a release): steps within
-/// this many frames after an event (and 5 ms before, for rounding) are left out.
-const EVENT_GUARD_AFTER: u64 = 1_323;
-const EVENT_GUARD_BEFORE: u64 = 220;
+/// What counts as a click: a sample whose second difference
+/// `x[i] − 2x[i−1] + x[i−2]` is more than `ratio` times the RMS second
+/// difference of the `window` frames before it *and* of the `window` frames
+/// after it, and above `floor` (the few samples on each side that the jump
+/// itself spreads into are left out of both windows). The second difference
+/// is near zero for smooth waveforms and large at a jump in value or slope;
+/// requiring it to stand out from both sides keeps a periodic waveform's own
+/// sharp edges (a sawtooth's reset recurs within 10 ms) from counting, while
+/// a cut to silence stands out from the tone before it and the zeros after
+/// it. Detections closer than `window` are one click.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClickRule {
+    pub ratio: f64,
+    /// Full scale is 1.0.
+    pub floor: f64,
+    pub window: usize,
+    /// Note events make legitimate steep edges (a hammer, a release): frames
+    /// this close before or after one are not judged.
+    pub guard_before: usize,
+    pub guard_after: usize,
+}
 
-/// Frames where one channel of interleaved stereo steps far above its local
-/// level (a discontinuity: a voice cut, a buffer seam), away from the frames
-/// in `events` (sorted). Deterministic and exact, so tests can require zero.
-pub fn clicks(interleaved: &[i16], events: &[u64]) -> Vec<u64> {
-    let frames = interleaved.len() / 2;
+impl ClickRule {
+    /// For a synthesizer's dry output, where nothing should hide a click:
+    /// 10 ms windows, ±15 ms around notes, and a floor of −70 dBFS. A voice's
+    /// own end is under that floor: rustysynth ends a voice once its envelope
+    /// is 60 dB under the note's level, a step of about 1e-4 that the
+    /// composer's rests (both layers silent) leave bare, and nobody hears.
+    pub const DRY: Self = Self {
+        ratio: 12.0,
+        floor: 3e-4,
+        window: 441,
+        guard_before: 661,
+        guard_after: 661,
+    };
+    /// For a finished mix: 5 ms windows, notes guarded 5 ms before and 30 ms
+    /// after (the reverb spreads an attack), steps under −52 dBFS ignored.
+    pub const MIX: Self = Self {
+        ratio: 8.0,
+        floor: 0.0025,
+        window: 220,
+        guard_before: 220,
+        guard_after: 1_323,
+    };
+}
+
+/// Samples either side of a jump that its second difference spreads into.
+const SPREAD: usize = 3;
+
+/// Frames of the clicks in the mono signal `x` under `rule`, away from the
+/// frames in `note_events` (any order). Deterministic and exact, so tests can
+/// require zero.
+pub fn clicks(x: &[f32], note_events: &[u64], rule: &ClickRule) -> Vec<u64> {
+    let d2: Vec<f64> = (0..x.len())
+        .map(|i| {
+            if i < 2 {
+                0.0
+            } else {
+                f64::from(x[i]) - 2.0 * f64::from(x[i - 1]) + f64::from(x[i - 2])
+            }
+        })
+        .collect();
+    // Running sums of squares make each window's RMS O(1).
+    let mut sq = vec![0.0f64; d2.len() + 1];
+    for (i, v) in d2.iter().enumerate() {
+        sq[i + 1] = sq[i] + v * v;
+    }
+    let rms = |a: usize, b: usize| ((sq[b] - sq[a]).max(0.0) / (b - a).max(1) as f64).sqrt();
+    let mut guarded = vec![false; x.len()];
+    for &e in note_events {
+        let e = usize::try_from(e).unwrap_or(usize::MAX);
+        let from = e.saturating_sub(rule.guard_before).min(x.len());
+        let to = e.saturating_add(rule.guard_after).min(x.len());
+        guarded[from..to].fill(true);
+    }
+    let w = rule.window;
+    let mut found: Vec<u64> = Vec::new();
+    for i in w + SPREAD..d2.len().saturating_sub(w + SPREAD) {
+        let step = d2[i].abs();
+        let click = !guarded[i]
+            && step > rule.floor
+            && step > rule.ratio * rms(i - SPREAD - w, i - SPREAD)
+            && step > rule.ratio * rms(i + SPREAD + 1, i + SPREAD + 1 + w);
+        if click && found.last().is_none_or(|&last| i as u64 - last > w as u64) {
+            found.push(i as u64);
+        }
+    }
+    found
+}
+
+/// [`clicks`] in either channel of interleaved 16-bit stereo.
+pub fn clicks_i16(interleaved: &[i16], note_events: &[u64], rule: &ClickRule) -> Vec<u64> {
     let mut found = Vec::new();
     for ch in 0..2 {
-        let step = |i: usize| -> f64 {
-            let a = f64::from(interleaved[2 * i + ch]);
-            let b = f64::from(interleaved[2 * (i - 1) + ch]);
-            ((a - b) / 32_768.0).abs()
-        };
-        if frames < 2 * LOCAL_FRAMES + 2 {
-            break;
-        }
-        // A running sum of squared steps over the window around each frame.
-        let mut sum: f64 = (1..=2 * LOCAL_FRAMES + 1).map(|i| step(i).powi(2)).sum();
-        for i in LOCAL_FRAMES + 1..frames - LOCAL_FRAMES - 1 {
-            let s = step(i);
-            if s > CLICK_FLOOR {
-                let others = (sum - s * s).max(0.0) / (2 * LOCAL_FRAMES) as f64;
-                if s > CLICK_RATIO * others.sqrt() && !near_event(i as u64, events) {
-                    found.push(i as u64);
-                }
-            }
-            sum += step(i + LOCAL_FRAMES + 1).powi(2) - step(i - LOCAL_FRAMES).powi(2);
-        }
+        let x: Vec<f32> = interleaved
+            .iter()
+            .skip(ch)
+            .step_by(2)
+            .map(|&s| f32::from(s) / 32_768.0)
+            .collect();
+        found.extend(clicks(&x, note_events, rule));
     }
     found.sort_unstable();
     found.dedup();
     found
-}
-
-fn near_event(frame: u64, events: &[u64]) -> bool {
-    let from = frame.saturating_sub(EVENT_GUARD_AFTER);
-    let i = events.partition_point(|&e| e < from);
-    events
-        .get(i)
-        .is_some_and(|&e| e <= frame + EVENT_GUARD_BEFORE)
 }
 
 /// RMS level of the last `frames` frames, in dBFS (−inf for digital silence).
@@ -83,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_smooth_tone_has_no_clicks() {
-        assert!(clicks(&pad(2.0), &[]).is_empty());
+        assert!(clicks_i16(&pad(2.0), &[], &ClickRule::MIX).is_empty());
     }
 
     #[test]
@@ -97,8 +152,8 @@ mod tests {
         for s in &mut x[2 * cut..] {
             *s = 0;
         }
-        assert_eq!(clicks(&x, &[]), vec![cut as u64]);
-        assert!(clicks(&x, &[cut as u64 - 100]).is_empty());
+        assert_eq!(clicks_i16(&x, &[], &ClickRule::MIX), vec![cut as u64]);
+        assert!(clicks_i16(&x, &[cut as u64 - 100], &ClickRule::MIX).is_empty());
     }
 
     #[test]

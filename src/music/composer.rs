@@ -273,14 +273,7 @@ impl Composer {
             }
         }
         self.release_pad(end, &mut out);
-        out.sort_by_key(|e| {
-            let rank = match e.kind {
-                EventKind::Program { .. } => 0,
-                EventKind::NoteOff { .. } => 1,
-                EventKind::NoteOn { .. } => 2,
-            };
-            (e.frame, rank)
-        });
+        out.sort();
         out
     }
 
@@ -756,16 +749,8 @@ mod tests {
     /// stream playable: sorted, only our two channels, valid ranges, no
     /// overlapping notes on a key, nothing left sounding.
     fn notes(events: &[Event]) -> Vec<Note> {
-        let rank = |k: &EventKind| match k {
-            EventKind::Program { .. } => 0,
-            EventKind::NoteOff { .. } => 1,
-            EventKind::NoteOn { .. } => 2,
-        };
         for w in events.windows(2) {
-            assert!(
-                (w[0].frame, rank(&w[0].kind)) <= (w[1].frame, rank(&w[1].kind)),
-                "{w:?}"
-            );
+            assert!(w[0] <= w[1], "{w:?}");
         }
         let mut open: HashMap<(u8, u8), (Frame, u8)> = HashMap::new();
         let mut done = Vec::new();
@@ -1065,7 +1050,7 @@ mod tests {
         let end = live.horizon();
         let mut offline = Composer::new(Params::default()).compose_bars(8);
         offline.retain(|e| e.frame < end);
-        events.sort_by_key(|e| (e.frame, matches!(e.kind, EventKind::NoteOn { .. })));
+        events.sort();
         let key = |e: &Event| (e.frame, e.channel, format!("{:?}", e.kind));
         let mut a: Vec<_> = events.iter().map(key).collect();
         let mut b: Vec<_> = offline.iter().map(key).collect();
@@ -1079,13 +1064,7 @@ mod tests {
         let mut c = Composer::new(Params::default());
         let mut all = c.compose_bars(5);
         all.extend(c.compose_bars(7));
-        all.sort_by_key(|e| {
-            (
-                e.frame,
-                !matches!(e.kind, EventKind::Program { .. }),
-                matches!(e.kind, EventKind::NoteOn { .. }),
-            )
-        });
+        all.sort();
         notes(&all);
     }
 
@@ -1247,7 +1226,7 @@ mod tests {
             c.compose_beat(&mut out);
         }
         let mut events = out.clone();
-        events.sort_by_key(|e| (e.frame, matches!(e.kind, EventKind::NoteOn { .. })));
+        events.sort();
         let change = events[before..]
             .iter()
             .chain(&events[..before])

@@ -30,11 +30,11 @@ pub struct Params {
 
 /// The f64 nearest to the decimal an f32 prints as: 0.35 stays 0.35 when
 /// widened for JSON, instead of becoming 0.3499999940395355.
-pub fn decimal(v: f32) -> f64 {
+fn decimal(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(f64::from(v))
 }
 
-fn serialize_decimal<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_decimal<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(decimal(*v))
 }
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::params::Params;
+use super::params::{serialize_decimal, Params};
 use super::theory::{Mode, PitchClass};
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -13,9 +13,28 @@ pub struct Preset {
     pub description: &'static str,
     pub key: PitchClass,
     pub mode: Mode,
+    #[serde(serialize_with = "serialize_decimal")]
     pub bpm: f32,
+    #[serde(serialize_with = "serialize_decimal")]
     pub intensity: f32,
     pub pad_program: u8,
+}
+
+/// One line of `auralis presets`.
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<10} {:<3} {:<11} {:>4} BPM  intensity {:.2}  pad {}  {}",
+            self.name,
+            self.key.to_string(),
+            self.mode.to_string(),
+            self.bpm,
+            self.intensity,
+            self.pad_program,
+            self.description
+        )
+    }
 }
 
 impl Preset {
@@ -109,6 +128,26 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// /api/status lists presets as this JSON; the page reads key and mode as
+    /// names and tempo and intensity as the decimals they were written as.
+    #[test]
+    fn a_preset_serializes_with_names_and_decimals() {
+        let json = serde_json::to_value(FOCUS).unwrap();
+        assert_eq!(json["key"], FOCUS.key.to_string());
+        assert_eq!(json["mode"], FOCUS.mode.to_string());
+        assert_eq!(
+            json["bpm"].as_f64().unwrap().to_string(),
+            FOCUS.bpm.to_string()
+        );
+        assert_eq!(
+            json["intensity"].as_f64().unwrap().to_string(),
+            FOCUS.intensity.to_string()
+        );
+        assert_eq!(json["pad_program"], FOCUS.pad_program);
+        assert_eq!(json["name"], FOCUS.name);
+        assert_eq!(json["description"], FOCUS.description);
+    }
 
     #[test]
     fn focus_matches_the_brief() {

@@ -152,7 +152,7 @@ impl Renderer {
         while self.composer.horizon() <= frame {
             half.clear();
             self.composer.compose_half(&mut half);
-            half.sort_by_key(|e| (e.frame, order(&e.kind)));
+            half.sort();
             for e in half.drain(..) {
                 if e.frame >= frame {
                     self.pending.push_back(e);
@@ -171,9 +171,7 @@ impl Renderer {
         for e in held.into_iter().rev() {
             self.pending.push_front(Event { frame, ..e });
         }
-        self.pending
-            .make_contiguous()
-            .sort_by_key(|e| (e.frame, order(&e.kind)));
+        self.pending.make_contiguous().sort();
         self.position = frame;
         self.fade = Fade::fade_in(RESUME_FADE_FRAMES);
     }
@@ -260,9 +258,7 @@ impl Renderer {
             composed = true;
         }
         if composed {
-            self.pending
-                .make_contiguous()
-                .sort_by_key(|e| (e.frame, order(&e.kind)));
+            self.pending.make_contiguous().sort();
         }
     }
 
@@ -288,14 +284,4 @@ impl Renderer {
 
 fn is_note(e: &Event, channel: u8, key: u8) -> bool {
     e.channel == channel && matches!(e.kind, EventKind::NoteOn { key: k, .. } if k == key)
-}
-
-/// At one frame, programs are set before notes, and a note is released before
-/// the same key is struck again.
-fn order(kind: &EventKind) -> u8 {
-    match kind {
-        EventKind::Program { .. } => 0,
-        EventKind::NoteOff { .. } => 1,
-        EventKind::NoteOn { .. } => 2,
-    }
 }

@@ -11,10 +11,10 @@ use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::music::params::{decimal, CONTROLS};
+use crate::music::params::CONTROLS;
 use crate::music::presets::FOCUS;
 use crate::music::{Params, PRESETS};
-use crate::stream::metrics::Percentiles;
+use crate::stats::Percentiles;
 use crate::stream::Hub;
 
 pub async fn healthz() -> &'static str {
@@ -48,20 +48,6 @@ pub async fn status(
     } else {
         fonts.problems.iter().map(|p| file_names_only(p)).collect()
     };
-    let presets: Vec<Value> = PRESETS
-        .iter()
-        .map(|p| {
-            json!({
-                "name": p.name,
-                "description": p.description,
-                "key": p.key.to_string(),
-                "mode": p.mode.to_string(),
-                "bpm": decimal(p.bpm),
-                "intensity": decimal(p.intensity),
-                "pad_program": p.pad_program,
-            })
-        })
-        .collect();
     Json(json!({
         "name": "auralis",
         "version": env!("CARGO_PKG_VERSION"),
@@ -83,7 +69,7 @@ pub async fn status(
             "max_sessions": hub.config().max_sessions,
             "max_rooms": hub.config().max_rooms,
         },
-        "presets": presets,
+        "presets": PRESETS,
         "controls": controls(),
     }))
 }

@@ -5,6 +5,7 @@ pub mod accept;
 pub mod api;
 pub mod client;
 pub mod listen;
+pub mod peer;
 pub mod protocol;
 pub mod query;
 pub mod web;

@@ -87,6 +87,30 @@ pub struct FontSet {
     pub problems: Vec<String>,
 }
 
+/// What `auralis soundfonts` prints: each role's font, then the problems.
+impl std::fmt::Display for FontSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (role, font) in [("piano", &self.piano), ("pad", &self.pad)] {
+            let i = &font.info;
+            writeln!(f, "{role}:")?;
+            writeln!(f, "  name         {}", i.name)?;
+            match &i.path {
+                Some(p) => writeln!(f, "  path         {}", p.display())?,
+                None => writeln!(f, "  path         (generated in memory)")?,
+            }
+            writeln!(f, "  source       {:?}", i.source)?;
+            writeln!(f, "  size         {:.1} MB", i.size_bytes as f64 / 1e6)?;
+            writeln!(f, "  presets      {}", i.presets)?;
+            writeln!(f, "  licence      {}", i.licence)?;
+            writeln!(f, "  attribution  {}", i.attribution)?;
+        }
+        for p in &self.problems {
+            writeln!(f, "problem: {p}")?;
+        }
+        Ok(())
+    }
+}
+
 impl FontSet {
     /// Resolves both channel groups: explicit path, then (piano only) an
     /// installed Salamander font, then system GM fonts, then the built-in

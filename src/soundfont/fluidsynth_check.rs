@@ -92,6 +92,6 @@ fn notes_midi(program: u8, keys: &[u8]) -> std::io::Result<Vec<u8>> {
             kind: EventKind::NoteOff { key },
         });
     }
-    events.sort_by_key(|e| (e.frame, matches!(e.kind, EventKind::NoteOn { .. })));
+    events.sort();
     midi_bytes(&events, 120.0).map_err(|e| std::io::Error::other(e.to_string()))
 }

@@ -170,6 +170,34 @@ pub struct BuildReport {
     pub layers: Vec<LayerReport>,
 }
 
+/// The summary `auralis soundfont build-salamander` prints after the path.
+impl std::fmt::Display for BuildReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} {} samples at {} Hz, keys {}-{}, {:.0} s of audio",
+            self.samples,
+            if self.stereo { "stereo" } else { "mono" },
+            self.sample_rate,
+            self.roots.0,
+            self.roots.1,
+            self.seconds,
+        )?;
+        for layer in &self.layers {
+            writeln!(
+                f,
+                "  layer {}: velocities {}-{}, {} samples, level {:+.1} dB",
+                layer.number.map_or("-".into(), |n| n.to_string()),
+                layer.velocities.0,
+                layer.velocities.1,
+                layer.samples,
+                layer.gain_db,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The MIDI key of a note name at the start of a file name: `A0`, `C4`,
 /// `D#1`, `Ds1` (npm-safe sharp), `Eb3`, followed by anything (`v10.ogg`).
 /// Octaves follow scientific pitch, so A0 is key 21 and C4 is 60.

@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use serde::Serialize;
-
-use crate::tools::offline::percentile;
+use crate::stats::Percentiles;
 
 /// Samples kept per window: enough for stable p99s over the last minutes.
 const WINDOW: usize = 4_096;
@@ -37,28 +35,6 @@ impl Window {
 
     fn summary(&self) -> Percentiles {
         Percentiles::of(&mut self.values.clone())
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, PartialEq)]
-pub struct Percentiles {
-    pub count: usize,
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-}
-
-impl Percentiles {
-    /// Nearest-rank percentiles of `values` (sorted in place).
-    pub fn of(values: &mut [f64]) -> Self {
-        Self {
-            count: values.len(),
-            p50: percentile(values, 50.0),
-            p95: percentile(values, 95.0),
-            p99: percentile(values, 99.0),
-            max: percentile(values, 100.0),
-        }
     }
 }
 

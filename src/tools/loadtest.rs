@@ -13,10 +13,78 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::args::{print_report, FontArgs};
 use crate::rss;
-use crate::stream::metrics::Percentiles;
+use crate::stats::Percentiles;
 use crate::stream::DEFAULT_LEAD_CHUNKS as LEAD_CHUNKS;
 use crate::wire::BinaryHeader;
+
+/// `auralis loadtest`.
+#[derive(clap::Args)]
+pub struct LoadtestArgs {
+    /// Server to load, e.g. 127.0.0.1:8000; without it, one is started
+    /// (this binary, on a free loopback port) and measured.
+    #[arg(long)]
+    addr: Option<std::net::SocketAddr>,
+    /// Its process id, to read its CPU and RSS (automatic with a started server).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    listeners: u32,
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    seconds: u64,
+    /// Put every listener in this room (one shared session).
+    #[arg(long)]
+    room: Option<String>,
+    /// Seconds over which connections are opened.
+    #[arg(long, default_value_t = 2.0)]
+    ramp: f64,
+    #[command(flatten)]
+    fonts: FontArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loads the server given, or one this binary starts with room for every
+/// listener, and prints the report.
+pub fn command(args: LoadtestArgs) -> anyhow::Result<()> {
+    let mut child = None;
+    let (addr, pid) = match args.addr {
+        Some(addr) => (addr, args.server_pid),
+        None => {
+            let mut extra = vec![
+                "--max-listeners".to_string(),
+                (args.listeners + 10).to_string(),
+                "--max-sessions".to_string(),
+                (args.listeners + 10).to_string(),
+                // Every simulated listener comes from 127.0.0.1.
+                "--max-sessions-per-ip".to_string(),
+                (args.listeners + 10).to_string(),
+                "--max-connections-per-ip".to_string(),
+                (args.listeners + 10).to_string(),
+            ];
+            extra.extend(args.fonts.to_flags());
+            let (c, addr) = spawn_server(&extra)?;
+            let pid = c.id();
+            child = Some(c);
+            (addr, Some(pid))
+        }
+    };
+    let config = LoadtestConfig {
+        addr,
+        listeners: args.listeners as usize,
+        duration: Duration::from_secs(args.seconds),
+        room: args.room,
+        ramp: Duration::from_secs_f64(args.ramp.clamp(0.0, 600.0)),
+        server_pid: pid,
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(run(&config));
+    if let Some(mut c) = child {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    print_report(&report, args.json)
+}
 
 /// A chunk arriving this much later than the stream's schedule would drain
 /// the smallest client buffer tier (300 ms) to empty.

@@ -1,21 +1,27 @@
-//! Offline uses of the render pipeline: `auralis render` (WAV and MIDI files)
-//! and `auralis bench` (how fast a phrase renders, per engine and side by
-//! side). Both drive the same [`Renderer`] the live stream uses, chunk by chunk.
+//! Offline uses of the render pipeline: `auralis render` (WAV and MIDI files),
+//! `auralis soundcheck` (every preset measured) and `auralis bench` (how fast
+//! a phrase renders, per engine and side by side). All drive the same
+//! [`Renderer`] the live stream uses, chunk by chunk.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use serde::Serialize;
 
-use crate::audio::analysis::{clicks, tail_dbfs};
+use super::args::{print_report, FontArgs, MusicArgs};
+
+use crate::audio::analysis::{clicks_i16, tail_dbfs, ClickRule};
 use crate::audio::loudness::{integrated_lufs, measure_i16, LoudnessReport, MeasureError};
 use crate::audio::{midi, pcm::CHUNK_FRAMES};
-use crate::music::{Composer, Event, Params};
+use crate::music::{Composer, Event, Params, PRESETS};
 use crate::pipeline::calibration::Role;
 use crate::pipeline::stems::Stems;
 use crate::pipeline::{EngineSource, Renderer, StemSink};
 use crate::soundfont::FontSet;
+use crate::stats::percentile;
 use crate::synth::{EngineError, EngineKind, EngineSettings};
 
 /// Frames in `bars` bars of 4/4 at `bpm`.
@@ -114,6 +120,53 @@ pub struct SoundCheck {
     pub last_sample: f64,
 }
 
+/// Every preset's [`SoundCheck`] of one `auralis soundcheck` run: a table,
+/// or in JSON the list of checks alone.
+pub struct SoundCheckTable {
+    pub bars: u32,
+    pub seed: u64,
+    pub engine: EngineKind,
+    pub piano_font: String,
+    pub pad_font: String,
+    pub checks: Vec<SoundCheck>,
+}
+
+impl Serialize for SoundCheckTable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.checks.serialize(s)
+    }
+}
+
+impl fmt::Display for SoundCheckTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} bars + 6 s tail, seed {}, {} engine; piano: {}; pad: {}",
+            self.bars, self.seed, self.engine, self.piano_font, self.pad_font
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:>8} {:>6} {:>8} {:>8} {:>12} {:>7} {:>10}",
+            "preset", "LUFS", "LRA", "dBTP", "DC", "piano-pad", "clicks", "tail dBFS"
+        )?;
+        for c in &self.checks {
+            writeln!(
+                f,
+                "{:<10} {:>8.1} {:>6.1} {:>8.1} {:>8.4} {:>9.1} LU {:>7} {:>10.1}",
+                c.preset,
+                c.mix.integrated_lufs,
+                c.mix.range_lu,
+                c.mix.true_peak_dbtp,
+                c.mix.dc[0].abs().max(c.mix.dc[1].abs()),
+                c.balance_lu,
+                c.clicks.len(),
+                c.tail_dbfs
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Renders `length` of `params` with stems and measures it.
 pub fn soundcheck(
     name: &str,
@@ -145,7 +198,7 @@ pub fn soundcheck(
         piano_lufs,
         pad_lufs,
         balance_lu: piano_lufs - pad_lufs,
-        clicks: clicks(&mix, &events),
+        clicks: clicks_i16(&mix, &events, &ClickRule::MIX),
         tail_dbfs: tail_dbfs(&mix, CHUNK_FRAMES / 10),
         last_sample: mix[last..]
             .iter()
@@ -182,6 +235,45 @@ pub struct BenchReport {
     pub peak_rss_mb: Option<f64>,
 }
 
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "engine      {}", self.engine)?;
+        writeln!(f, "fonts       {}", self.fonts.join(" + "))?;
+        writeln!(f, "font load   {:.0} ms", self.font_load_ms)?;
+        writeln!(f, "synth build {:.0} ms", self.engine_build_ms)?;
+        writeln!(
+            f,
+            "phrases     {} × {:.0} s (8 bars at 60 BPM)",
+            self.phrases, self.phrase_seconds
+        )?;
+        writeln!(f)?;
+        writeln!(f, "{:<8} {:>10}", "", "ms/phrase")?;
+        for (name, v) in [
+            ("p50", self.p50_ms),
+            ("p95", self.p95_ms),
+            ("p99", self.p99_ms),
+            ("max", self.max_ms),
+        ] {
+            writeln!(f, "{name:<8} {v:>10.1}")?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "real time   {:.0}× (at the median)",
+            self.realtime_factor
+        )?;
+        writeln!(
+            f,
+            "chunk p99   {:.2} ms per 100 ms chunk",
+            self.chunk_p99_ms
+        )?;
+        if let Some(rss) = self.peak_rss_mb {
+            writeln!(f, "peak RSS    {rss:.0} MB")?;
+        }
+        Ok(())
+    }
+}
+
 /// Renders `phrases` successive 8-bar phrases at 60 BPM on one continuous
 /// stream (so pad tails overlap as they do live) and times each phrase.
 pub fn bench(
@@ -204,12 +296,88 @@ pub fn bench(
 pub struct CompareReport {
     pub rustysynth: BenchReport,
     pub fluidsynth: BenchReport,
+    pub voices: BenchReport,
     /// libfluidsynth ms / rustysynth ms per phrase, at the median.
     pub ratio_p50: f64,
     pub ratio_p95: f64,
+    /// libfluidsynth ms / voices ms per phrase, at the median.
+    pub voices_ratio_p50: f64,
+    pub voices_ratio_p95: f64,
     pub command: Option<CommandReport>,
     /// Why the command was not timed (e.g. not installed).
     pub command_error: Option<String>,
+}
+
+impl fmt::Display for CompareReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (r, l, v) = (&self.rustysynth, &self.fluidsynth, &self.voices);
+        writeln!(f, "fonts       {}", r.fonts.join(" + "))?;
+        writeln!(
+            f,
+            "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms, {} {:.0} ms",
+            r.font_load_ms, r.engine, r.engine_build_ms, l.engine, l.engine_build_ms, v.engine, v.engine_build_ms
+        )?;
+        writeln!(
+            f,
+            "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through all three, each: engine → reverb → leveller → limiter, 100 ms chunks",
+            r.phrases, r.phrase_seconds
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "{:<10} {:>12} {:>14} {:>8} {:>10} {:>8}",
+            "ms/phrase", r.engine, l.engine, "ratio", v.engine, "ratio"
+        )?;
+        for (name, a, b, c) in [
+            ("p50", r.p50_ms, l.p50_ms, v.p50_ms),
+            ("p95", r.p95_ms, l.p95_ms, v.p95_ms),
+            ("p99", r.p99_ms, l.p99_ms, v.p99_ms),
+            ("max", r.max_ms, l.max_ms, v.max_ms),
+        ] {
+            writeln!(
+                f,
+                "{name:<10} {a:>12.1} {b:>14.1} {:>8.2} {c:>10.1} {:>8.2}",
+                b / a,
+                b / c
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<10} {:>11.0}× {:>13.0}× {:>8} {:>9.0}×",
+            "real time", r.realtime_factor, l.realtime_factor, "", v.realtime_factor
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:>12.2} {:>14.2} {:>8} {:>10.2}   (ms per 100 ms chunk)",
+            "chunk p99", r.chunk_p99_ms, l.chunk_p99_ms, "", v.chunk_p99_ms
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "ratio       {:.2} (libfluidsynth ms / rustysynth ms at p50; p95 {:.2})",
+            self.ratio_p50, self.ratio_p95
+        )?;
+        writeln!(
+            f,
+            "ratio       {:.2} (libfluidsynth ms / voices ms at p50; p95 {:.2})",
+            self.voices_ratio_p50, self.voices_ratio_p95
+        )?;
+        writeln!(f)?;
+        match (&self.command, &self.command_error) {
+            (Some(c), _) => {
+                writeln!(
+                    f,
+                    "fluidsynth command: p50 {:.0} ms, p95 {:.0} ms over {} runs, {:.1} s of audio",
+                    c.p50_ms, c.p95_ms, c.runs, c.audio_seconds
+                )?;
+                writeln!(f, "  wall time of the whole process, its own font load included; its reverb and chorus off, none of our reverb/leveller/limiter; the first phrase's MIDI export:")?;
+                writeln!(f, "  {}", c.command)?;
+            }
+            (None, Some(why)) => writeln!(f, "fluidsynth command: not timed: {why}")?,
+            (None, None) => {}
+        }
+        Ok(())
+    }
 }
 
 /// Wall time of the `fluidsynth` program rendering one phrase's MIDI file to
@@ -225,9 +393,9 @@ pub struct CommandReport {
     pub p95_ms: f64,
 }
 
-/// Renders the same phrases with rustysynth and libfluidsynth in one run,
-/// alternating which goes first so that neither always meets a warm or a
-/// cold cache; ratios within one run are what to trust on a noisy machine.
+/// Renders the same phrases with rustysynth, libfluidsynth and our `voices`
+/// in one run, rotating which goes first so that none always meets a warm or
+/// a cold cache; ratios within one run are what to trust on a noisy machine.
 pub fn compare(
     params: &Params,
     phrases: usize,
@@ -236,17 +404,17 @@ pub fn compare(
 ) -> Result<CompareReport, EngineError> {
     let mut rusty = PhraseBench::new(params, fonts, EngineKind::Rustysynth)?;
     let mut fluid = PhraseBench::new(params, fonts, EngineKind::Fluidsynth)?;
+    let mut ours = PhraseBench::new(params, fonts, EngineKind::Voices)?;
     for i in 0..phrases.max(1) {
-        if i % 2 == 0 {
-            rusty.phrase();
-            fluid.phrase();
-        } else {
-            fluid.phrase();
-            rusty.phrase();
+        let mut order = [&mut rusty, &mut fluid, &mut ours];
+        order.rotate_left(i % 3);
+        for bench in order {
+            bench.phrase();
         }
     }
     let rustysynth = rusty.report(fonts, font_load);
     let fluidsynth = fluid.report(fonts, font_load);
+    let voices = ours.report(fonts, font_load);
     let (command, command_error) = match time_fluidsynth_command(params, fonts, phrases.max(1)) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
@@ -254,8 +422,11 @@ pub fn compare(
     Ok(CompareReport {
         ratio_p50: fluidsynth.p50_ms / rustysynth.p50_ms,
         ratio_p95: fluidsynth.p95_ms / rustysynth.p95_ms,
+        voices_ratio_p50: fluidsynth.p50_ms / voices.p50_ms,
+        voices_ratio_p95: fluidsynth.p95_ms / voices.p95_ms,
         rustysynth,
         fluidsynth,
+        voices,
         command,
         command_error,
     })
@@ -435,14 +606,179 @@ fn run_fluidsynth_command(
     })
 }
 
-/// Nearest-rank percentile; sorts in place.
-pub fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return 0.0;
+/// `auralis render`.
+#[derive(clap::Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    music: MusicArgs,
+    /// Number of 4/4 bars (8 bars at 60 BPM = 32 s).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    bars: u32,
+    /// Output WAV file.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Also write the composed notes as a standard MIDI file.
+    #[arg(long)]
+    midi: Option<PathBuf>,
+    /// Seconds after the last bar in which every note is released and rings
+    /// out with the reverb, the last 3 s fading to silence (0: stop at the
+    /// bar line).
+    #[arg(long, default_value_t = 6.0, value_parser = parse_tail)]
+    tail: f32,
+    /// Also write each layer (piano, pad) as WAVs in this directory, dry
+    /// (`piano-dry.wav`) and with reverb (`piano.wav`), aligned with the mix.
+    #[arg(long, value_name = "DIR")]
+    stems: Option<PathBuf>,
+    #[command(flatten)]
+    fonts: FontArgs,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    engine: EngineKind,
+}
+
+fn parse_tail(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected seconds from 0 to 60, got {s:?}")),
     }
-    values.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    values[rank.clamp(1, values.len()) - 1]
+}
+
+pub fn render_command(args: RenderArgs) -> anyhow::Result<()> {
+    let params = args.music.params()?;
+    let fonts = args.fonts.load();
+    let started = Instant::now();
+    let length = RenderLength {
+        bars: args.bars,
+        tail_seconds: args.tail,
+    };
+    let mut stems = args.stems.as_deref().map(Stems::create).transpose()?;
+    let tap = stems.as_mut().map(|s| s as &mut dyn StemSink);
+    let pcm = render_pcm(&params, length, &fonts, args.engine, tap)?;
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    crate::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
+    let seconds = pcm.len() as f64 / 2.0 / f64::from(crate::SAMPLE_RATE);
+    eprintln!(
+        "wrote {} ({seconds:.1} s, {} {} at {} BPM, intensity {}, seed {}) in {:.0} ms",
+        args.output.display(),
+        params.key,
+        params.mode,
+        params.bpm,
+        params.intensity,
+        params.seed,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    if let Some(stems) = stems {
+        for path in stems.finish()? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    if let Some(path) = &args.midi {
+        let bytes = render_midi(&params, args.bars)?;
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// `auralis soundcheck`.
+#[derive(clap::Args)]
+pub struct SoundcheckArgs {
+    /// Bars of each preset (32 bars at 60 BPM = 128 s).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    bars: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Only these presets (comma-separated); all by default.
+    #[arg(long, value_delimiter = ',')]
+    presets: Vec<String>,
+    #[command(flatten)]
+    fonts: FontArgs,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    engine: EngineKind,
+    /// Print the measurements as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn soundcheck_command(args: SoundcheckArgs) -> anyhow::Result<()> {
+    let fonts = args.fonts.load();
+    let presets: Vec<_> = if args.presets.is_empty() {
+        PRESETS.iter().collect()
+    } else {
+        args.presets
+            .iter()
+            .map(|name| {
+                PRESETS
+                    .iter()
+                    .find(|p| p.name == name.as_str())
+                    .with_context(|| format!("unknown preset {name:?}; see `auralis presets`"))
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let length = RenderLength {
+        bars: args.bars,
+        tail_seconds: 6.0,
+    };
+    let mut checks = Vec::new();
+    for preset in presets {
+        let params = preset.params(args.seed);
+        checks.push(soundcheck(
+            preset.name,
+            &params,
+            length,
+            &fonts,
+            args.engine,
+        )?);
+    }
+    let table = SoundCheckTable {
+        bars: args.bars,
+        seed: args.seed,
+        engine: args.engine,
+        piano_font: fonts.piano.info.name.clone(),
+        pad_font: fonts.pad.info.name.clone(),
+        checks,
+    };
+    print_report(&table, args.json)
+}
+
+/// `auralis bench`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Phrases to render (each 8 bars at 60 BPM, 32 s).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    phrases: u32,
+    #[command(flatten)]
+    music: MusicArgs,
+    #[command(flatten)]
+    fonts: FontArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::Rustysynth, conflicts_with = "compare")]
+    engine: EngineKind,
+    /// Render the same notes with rustysynth and libfluidsynth, and time the
+    /// `fluidsynth` command on their MIDI export.
+    #[arg(long)]
+    compare: bool,
+}
+
+pub fn bench_command(args: BenchArgs) -> anyhow::Result<()> {
+    let params = args.music.params()?;
+    let started = Instant::now();
+    let fonts = args.fonts.load();
+    let load = started.elapsed();
+    let phrases = args.phrases as usize;
+    if args.compare {
+        print_report(&compare(&params, phrases, &fonts, load)?, args.json)
+    } else {
+        print_report(
+            &bench(&params, phrases, &fonts, load, args.engine)?,
+            args.json,
+        )
+    }
 }
 
 #[cfg(test)]
@@ -452,13 +788,5 @@ mod tests {
     #[test]
     fn eight_bars_at_60_bpm_is_32_seconds() {
         assert_eq!(bars_frames(8, 60.0), 32 * 44_100);
-    }
-
-    #[test]
-    fn percentile_is_nearest_rank() {
-        let mut v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 50.0), 50.0);
-        assert_eq!(percentile(&mut v, 99.0), 99.0);
-        assert_eq!(percentile(&mut v, 100.0), 100.0);
     }
 }

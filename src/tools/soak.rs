@@ -9,11 +9,39 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::args::{print_report, threads_or_one_per_core, FontArgs};
 use crate::audio::CHUNK_FRAMES;
 use crate::music::{Params, PRESETS};
 use crate::pipeline::{EngineSource, Renderer};
 use crate::soundfont::FontSet;
 use crate::synth::EngineKind;
+
+/// `auralis soak`.
+#[derive(clap::Args)]
+pub struct SoakArgs {
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    sessions: u32,
+    /// Hours of audio each session renders.
+    #[arg(long, default_value_t = 8.0)]
+    hours: f64,
+    /// Render threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    #[command(flatten)]
+    fonts: FontArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn command(args: SoakArgs) -> anyhow::Result<()> {
+    let report = run(
+        &args.fonts.load(),
+        args.sessions as usize,
+        args.hours.clamp(0.001, 1000.0),
+        threads_or_one_per_core(args.threads),
+    );
+    print_report(&report, args.json)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {

@@ -2,6 +2,8 @@
 //! the built-in font, a real WebSocket client, and a minimal HTTP GET.
 #![allow(dead_code)]
 
+pub mod render;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
