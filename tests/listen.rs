@@ -447,3 +447,74 @@ async fn shutdown_ends_open_http_streams() {
     assert!(streamed.ended, "the response ended with the server");
     assert_eq!(&streamed.body[..4], b"OggS");
 }
+
+/// RMS of interleaved 48 kHz stereo from second `from` to `to`.
+fn rms_between(pcm: &[i16], from: f64, to: f64) -> f64 {
+    let at = |s: f64| ((s * 48_000.0) as usize * 2).min(pcm.len());
+    rms(&pcm[at(from)..at(to)])
+}
+
+#[tokio::test]
+async fn a_timed_opus_stream_fades_and_ends_with_an_end_of_stream_page() {
+    let server = start().await;
+    let t = Instant::now();
+    let mut s = request(&server, "GET", "/listen.opus?preset=dawn&duration=6").await;
+    let opus = read_stream(&mut s, t, t + Duration::from_secs(15)).await;
+    assert_eq!(opus.status, 200);
+    assert!(opus.ended, "the response ends when the timer does");
+    // The last page carries Ogg's end-of-stream flag.
+    let last = opus
+        .body
+        .windows(4)
+        .rposition(|w| w == b"OggS")
+        .expect("Ogg pages");
+    assert_eq!(opus.body[last + 5], 0x04, "end of stream");
+    // Decoded strictly: a clean end, no truncated page.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timed.opus");
+    std::fs::write(&path, &opus.body).unwrap();
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+        .output()
+        .await
+        .expect("ffmpeg runs (scripts/install-deps.sh installs it)");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcm = samples(&out.stdout);
+    let secs = pcm.len() as f64 / 2.0 / 48_000.0;
+    assert!((5.9..=6.1).contains(&secs), "decoded {secs:.2} s");
+    let playing = rms_between(&pcm, 1.5, 3.0);
+    let last_second = rms_between(&pcm, 5.0, 6.0);
+    assert!(playing > 100.0, "music before the fade: rms {playing:.0}");
+    assert!(
+        last_second < playing / 10.0,
+        "last second rms {last_second:.0} against {playing:.0}"
+    );
+    assert!(rms_between(&pcm, 5.9, 6.0) < 30.0, "ends in silence");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timed_wav_stream_just_ends_and_a_room_refuses_a_timer() {
+    let server = start().await;
+    let t = Instant::now();
+    let mut s = request(&server, "GET", "/listen.wav?duration=3").await;
+    let wav = read_stream(&mut s, t, t + Duration::from_secs(15)).await;
+    assert!(wav.ended);
+    assert_eq!(wav.body.len() - 44, 30 * CHUNK_BYTES, "exactly 3 s of PCM");
+    let tail = samples(&wav.body[wav.body.len() - CHUNK_BYTES..]);
+    assert!(rms(&tail) < 30.0, "ends in silence: rms {:.0}", rms(&tail));
+    let (code, body) = http_get(&server, "/listen.wav?duration=60&room=x").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("shared"), "{body}");
+    let (code, body) = http_get(&server, "/listen.opus?duration=0").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("duration"), "{body}");
+    server.shutdown().await.unwrap();
+}

@@ -16,8 +16,14 @@ pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     Control(ParamChange),
-    Ping { t: f64 },
+    Ping {
+        t: f64,
+    },
     Stats(ClientStats),
+    /// End the stream after this many seconds, fading out (the page's timer).
+    Timer {
+        seconds: f64,
+    },
 }
 
 /// What the browser player reports about its own playback.
@@ -54,7 +60,7 @@ impl ProtocolError {
     }
 }
 
-const TYPES: &str = "control, ping, stats";
+const TYPES: &str = "control, ping, stats, timer";
 
 pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     let value: Value = serde_json::from_str(text)
@@ -95,6 +101,19 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
             Ok(ClientMessage::Ping { t })
         }
         "stats" => parse_stats(&obj).map(ClientMessage::Stats),
+        "timer" => {
+            only_fields(&obj, &["type", "seconds"])?;
+            let seconds = obj.get("seconds").map_or_else(
+                || {
+                    Err(ProtocolError::new(
+                        ErrorCode::InvalidParams,
+                        "a timer message needs \"seconds\": how long until the music ends",
+                    ))
+                },
+                |v| finite(v, "seconds", "a number of seconds"),
+            )?;
+            Ok(ClientMessage::Timer { seconds })
+        }
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
             format!(
@@ -226,6 +245,10 @@ mod tests {
         };
         assert_eq!(s.underruns, Some(2));
         assert_eq!(s.latency_ms, Some(410.5));
+        assert_eq!(
+            parse(r#"{"type":"timer","seconds":900}"#).unwrap(),
+            ClientMessage::Timer { seconds: 900.0 }
+        );
     }
 
     #[test]
@@ -238,7 +261,13 @@ mod tests {
             (
                 r#"{"type":"dance"}"#,
                 ErrorCode::UnknownType,
-                "control, ping, stats",
+                "control, ping, stats, timer",
+            ),
+            (r#"{"type":"timer"}"#, ErrorCode::InvalidParams, "seconds"),
+            (
+                r#"{"type":"timer","seconds":"soon"}"#,
+                ErrorCode::InvalidParams,
+                "seconds must be",
             ),
             (r#"{"type":"control"}"#, ErrorCode::InvalidParams, "params"),
             (

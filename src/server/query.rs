@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
 use crate::music::params::{control, control_names};
 use crate::music::Params;
+use crate::stream::session::{TimerError, MAX_TIMER_SECONDS};
 use crate::wire::WireFormat;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,13 +14,15 @@ pub struct StreamRequest {
     pub room: Option<String>,
     pub params: Params,
     pub preset: Option<String>,
+    /// Seconds after which the stream fades out and ends (`duration=`).
+    pub duration: Option<f64>,
 }
 
 const MAX_ROOM_LEN: usize = 64;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
-    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room", names = control_names())]
+    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, duration", names = control_names())]
     Unknown(String),
     #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
     Format(String),
@@ -31,6 +34,10 @@ pub enum QueryError {
     Room(String),
     #[error(transparent)]
     Params(#[from] ChangeError),
+    #[error("duration must be a number of seconds from 1 to {max}, got \"{0}\"", max = MAX_TIMER_SECONDS)]
+    Duration(String),
+    #[error("{}", TimerError::Room)]
+    DurationInRoom,
 }
 
 impl StreamRequest {
@@ -38,6 +45,7 @@ impl StreamRequest {
     pub fn parse(query: &HashMap<String, String>) -> Result<Self, QueryError> {
         let mut format = WireFormat::Binary;
         let mut room = None;
+        let mut duration = None;
         let mut change = ParamChange::default();
         for (name, value) in query {
             match name.as_str() {
@@ -59,9 +67,21 @@ impl StreamRequest {
                     }
                     room = Some(value.clone());
                 }
+                "duration" => {
+                    duration = Some(
+                        value
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|s| (1.0..=MAX_TIMER_SECONDS).contains(s))
+                            .ok_or_else(|| QueryError::Duration(clip(value)))?,
+                    );
+                }
                 other if control(other).is_some() => change.set(other, RawValue::Text(value))?,
                 other => return Err(QueryError::Unknown(clip(other))),
             }
+        }
+        if duration.is_some() && room.is_some() {
+            return Err(QueryError::DurationInRoom);
         }
         let (params, preset) = change.resolve()?;
         Ok(Self {
@@ -69,6 +89,7 @@ impl StreamRequest {
             room,
             params,
             preset: preset.map(|p| p.name.to_string()),
+            duration,
         })
     }
 }
@@ -115,6 +136,8 @@ pub(crate) mod tests {
         assert_eq!(r.params.bpm, 80.0);
         assert_eq!(r.params.seed, 42);
         assert_eq!(r.params.key.to_string(), "F#");
+        let r = StreamRequest::parse(&q(&[("duration", "1800")])).unwrap();
+        assert_eq!(r.duration, Some(1800.0));
     }
 
     #[test]
@@ -127,6 +150,9 @@ pub(crate) mod tests {
             (vec![("seed", "-1")], "whole number"),
             (vec![("room", "a b")], "letters"),
             (vec![("preset", "disco")], "focus"),
+            (vec![("duration", "0")], "1 to 86400"),
+            (vec![("duration", "soon")], "seconds"),
+            (vec![("duration", "60"), ("room", "a")], "shared"),
         ] {
             let e = StreamRequest::parse(&q(&pairs)).unwrap_err().to_string();
             assert!(e.contains(needle), "{pairs:?}: {e}");
