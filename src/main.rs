@@ -245,6 +245,10 @@ struct RenderArgs {
     /// Number of 4/4 bars (8 bars at 60 BPM = 32 s).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     bars: u32,
+    /// Minutes of music instead of bars (the whole bars nearest to it, up to
+    /// 60): what /download.wav?minutes= serves for the same parameters.
+    #[arg(long, conflicts_with = "bars", value_parser = parse_render_minutes)]
+    minutes: Option<f64>,
     /// Output WAV file.
     #[arg(short, long)]
     output: PathBuf,
@@ -254,7 +258,7 @@ struct RenderArgs {
     /// Seconds after the last bar in which every note is released and rings
     /// out with the reverb, the last 3 s fading to silence (0: stop at the
     /// bar line).
-    #[arg(long, default_value_t = 6.0, value_parser = parse_tail)]
+    #[arg(long, default_value_t = offline::DEFAULT_TAIL_SECONDS, value_parser = parse_tail)]
     tail: f32,
     /// Also write each layer (piano, pad) as WAVs in this directory, dry
     /// (`piano-dry.wav`) and with reverb (`piano.wav`), aligned with the mix.
@@ -336,6 +340,16 @@ fn parse_tail(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
         _ => Err(format!("expected seconds from 0 to 60, got {s:?}")),
+    }
+}
+
+fn parse_render_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= offline::MAX_MINUTES => Ok(v),
+        _ => Err(format!(
+            "expected minutes more than 0 and at most {}, got {s:?}",
+            offline::MAX_MINUTES
+        )),
     }
 }
 
@@ -490,8 +504,11 @@ fn render(args: RenderArgs) -> Result<()> {
     let params = args.music.params()?;
     let fonts = args.fonts.load();
     let started = Instant::now();
+    let bars = args.minutes.map_or(args.bars, |m| {
+        offline::RenderLength::minutes(m, params.bpm).bars
+    });
     let length = offline::RenderLength {
-        bars: args.bars,
+        bars,
         tail_seconds: args.tail,
     };
     let mut stems = args
@@ -499,10 +516,20 @@ fn render(args: RenderArgs) -> Result<()> {
         .as_deref()
         .map(auralis::pipeline::stems::Stems::create)
         .transpose()?;
-    let tap = stems
-        .as_mut()
-        .map(|s| s as &mut dyn auralis::pipeline::StemSink);
-    let pcm = offline::render_pcm(&params, length, &fonts, args.engine, tap)?;
+    let source = auralis::pipeline::EngineSource::new(args.engine, &fonts);
+    let mut job = offline::OfflineRender::new(&params, length, &source)?;
+    let mut pcm = Vec::with_capacity(job.total_frames() * 2);
+    let mut progress = auralis::tools::progress::Progress::new("rendering", job.total_frames());
+    loop {
+        let tap = stems
+            .as_mut()
+            .map(|s| s as &mut dyn auralis::pipeline::StemSink);
+        if !job.next_piece(&mut pcm, tap) {
+            break;
+        }
+        progress.set(job.frames_done());
+    }
+    progress.finish();
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     auralis::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
@@ -523,7 +550,7 @@ fn render(args: RenderArgs) -> Result<()> {
         }
     }
     if let Some(path) = &args.midi {
-        let bytes = offline::render_midi(&params, args.bars)?;
+        let bytes = offline::render_midi(&params, bars)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }

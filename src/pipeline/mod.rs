@@ -6,6 +6,7 @@
 
 pub mod calibration;
 mod layer;
+pub mod offline;
 pub mod stems;
 
 use std::collections::VecDeque;

@@ -224,27 +224,9 @@ fn stream_response(format: Format, body: Body, start: Option<(&str, u64)>) -> Re
     response
 }
 
-/// RIFF/WAVE header for an endless 44.1 kHz 16-bit stereo stream: the RIFF
-/// and data sizes are 0xFFFFFFFF, the "unknown length" players accept for
-/// streamed WAV (a real size would make them stop after that many bytes).
+/// RIFF/WAVE header for an endless stream: sizes of "unknown length".
 fn wav_header() -> Bytes {
-    let channels = crate::CHANNELS;
-    let rate = crate::SAMPLE_RATE;
-    let block_align = channels * 2;
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
-    h.extend_from_slice(&block_align.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    Bytes::from(h)
+    Bytes::copy_from_slice(&crate::audio::wav::header(None))
 }
 
 /// How long a timed stream's last pieces wait for a player that stopped

@@ -2,6 +2,7 @@
 //! /metrics and the embedded web player.
 
 pub mod api;
+pub mod download;
 pub mod listen;
 pub mod protocol;
 pub mod query;
@@ -46,6 +47,13 @@ struct AppState {
     hub: Arc<Hub>,
     allowed_origins: Arc<[String]>,
     timeouts: ws::Timeouts,
+    downloads: download::Downloads,
+}
+
+impl axum::extract::FromRef<AppState> for download::Downloads {
+    fn from_ref(state: &AppState) -> Self {
+        state.downloads.clone()
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Hub> {
@@ -95,6 +103,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         hub: Arc::clone(&hub),
         allowed_origins: config.allowed_origins.into(),
         timeouts: config.timeouts,
+        downloads: download::Downloads::new(Arc::clone(&hub)),
     });
     let stop = shutdown.clone();
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -120,6 +129,9 @@ fn router(state: AppState) -> Router {
         .route("/ws/stream", get(stream))
         .route("/listen.opus", get(listen::opus))
         .route("/listen.wav", get(listen::wav))
+        .route("/download.wav", get(download::wav))
+        .route("/download.opus", get(download::opus))
+        .route("/download.mid", get(download::midi))
         .route("/api/status", get(api::status))
         .route("/api/metrics", get(api::metrics))
         .route("/metrics", get(api::prometheus))

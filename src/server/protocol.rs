@@ -20,9 +20,10 @@ pub enum ClientMessage {
         t: f64,
     },
     Stats(ClientStats),
-    /// End the stream after this many seconds, fading out (the page's timer).
+    /// End the stream after this many seconds, fading out (the page's
+    /// timer); `None` (JSON null) cancels it.
     Timer {
-        seconds: f64,
+        seconds: Option<f64>,
     },
 }
 
@@ -103,15 +104,16 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         "stats" => parse_stats(&obj).map(ClientMessage::Stats),
         "timer" => {
             only_fields(&obj, &["type", "seconds"])?;
-            let seconds = obj.get("seconds").map_or_else(
-                || {
-                    Err(ProtocolError::new(
+            let seconds = match obj.get("seconds") {
+                None => {
+                    return Err(ProtocolError::new(
                         ErrorCode::InvalidParams,
-                        "a timer message needs \"seconds\": how long until the music ends",
+                        "a timer message needs \"seconds\": how long until the music ends, or null to cancel",
                     ))
-                },
-                |v| finite(v, "seconds", "a number of seconds"),
-            )?;
+                }
+                Some(Value::Null) => None,
+                Some(v) => Some(finite(v, "seconds", "a number of seconds, or null")?),
+            };
             Ok(ClientMessage::Timer { seconds })
         }
         other => Err(ProtocolError::new(
@@ -247,7 +249,13 @@ mod tests {
         assert_eq!(s.latency_ms, Some(410.5));
         assert_eq!(
             parse(r#"{"type":"timer","seconds":900}"#).unwrap(),
-            ClientMessage::Timer { seconds: 900.0 }
+            ClientMessage::Timer {
+                seconds: Some(900.0)
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"timer","seconds":null}"#).unwrap(),
+            ClientMessage::Timer { seconds: None }
         );
     }
 

@@ -337,8 +337,12 @@ impl Client {
 
 impl Client {
     /// A timer that takes has no reply: the stream's end is its answer.
-    async fn on_timer(&self, seconds: f64) -> Result<Option<String>, SessionEnded> {
-        Ok(match self.session.set_timer(None, seconds).await? {
+    async fn on_timer(&self, seconds: Option<f64>) -> Result<Option<String>, SessionEnded> {
+        let answer = match seconds {
+            Some(s) => self.session.set_timer(None, s).await?.map(drop),
+            None => self.session.cancel_timer().await?,
+        };
+        Ok(match answer {
             Ok(_) => None,
             Err(e) => {
                 Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))

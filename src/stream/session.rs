@@ -132,6 +132,9 @@ pub(super) enum Command {
         seconds: f64,
         reply: oneshot::Sender<Result<TimerAck, TimerError>>,
     },
+    CancelTimer {
+        reply: oneshot::Sender<Result<(), TimerError>>,
+    },
 }
 
 /// A cheap handle to a running session.
@@ -200,6 +203,11 @@ impl SessionHandle {
             reply,
         })
         .await
+    }
+
+    /// Removes the timer, unless the fade has begun.
+    pub async fn cancel_timer(&self) -> Result<Result<(), TimerError>, SessionEnded> {
+        self.request(|reply| Command::CancelTimer { reply }).await
     }
 
     pub fn is_closed(&self) -> bool {
@@ -354,6 +362,17 @@ impl SessionTask {
                 reply,
             } => {
                 let _ = reply.send(self.set_timer(from_seq, seconds));
+            }
+            Command::CancelTimer { reply } => {
+                let fading = self.timer.is_some_and(|t| t.released);
+                if !fading {
+                    self.timer = None;
+                }
+                let _ = reply.send(if fading {
+                    Err(TimerError::Fading)
+                } else {
+                    Ok(())
+                });
             }
         }
     }

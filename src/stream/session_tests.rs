@@ -271,8 +271,8 @@ fn chunk_rms(c: &super::chunk::Chunk) -> f64 {
 async fn a_timer_fades_the_last_ten_seconds_then_ends_the_stream() {
     let (hub, _) = tone_hub(20, 4);
     let mut l = join(&hub, None).await;
-    let ack = l.session.set_timer(Some(0), 12.0).await.unwrap().unwrap();
-    assert_eq!(ack.end_seq, 120);
+    let ack = l.session.set_timer(Some(0), 30.0).await.unwrap().unwrap();
+    assert_eq!(ack.end_seq, 300);
     let mut rms = Vec::new();
     while let Some(out) = l.queue.recv().await {
         if let Outgoing::Chunk(c) = out {
@@ -280,20 +280,21 @@ async fn a_timer_fades_the_last_ten_seconds_then_ends_the_stream() {
             rms.push(chunk_rms(&c));
         }
     }
-    assert_eq!(rms.len(), 120, "exactly the 12 s asked for");
+    assert_eq!(rms.len(), 300, "exactly the 30 s asked for");
     assert_eq!((&mut l.kicked).await, Ok(CloseReason::Ended));
-    // Full level between the fade-in and the fade-out, which begins 10 s
-    // before the end and sinks, without a step, to silence.
-    assert!(rms[19] > 2_000.0, "playing: {}", rms[19]);
-    let fade = &rms[20..];
+    // Full level until the fade-out, which begins 10 s before the end and
+    // sinks, without a step, to silence.
+    let full = rms[190];
+    assert!(full > 2_000.0, "playing: {full}");
+    assert!(rms[199] > full * 0.95, "no fade before the last 10 s");
+    let fade = &rms[200..];
     assert!(fade.windows(2).all(|w| w[1] <= w[0] * 1.01), "{fade:?}");
-    let last_second = rms[110..].iter().cloned().fold(0.0, f64::max);
+    let last_second = rms[290..].iter().cloned().fold(0.0, f64::max);
     assert!(
-        last_second < rms[19] / 30.0,
-        "last second {last_second} against {}",
-        rms[19]
+        last_second < full / 30.0,
+        "last second {last_second} against {full}"
     );
-    assert!(rms[119] < 5.0, "ends in silence: {}", rms[119]);
+    assert!(rms[299] < 5.0, "ends in silence: {}", rms[299]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -307,12 +308,18 @@ async fn a_room_refuses_a_timer_and_a_fading_stream_keeps_its_end() {
         let e = b.session.set_timer(None, bad).await.unwrap().unwrap_err();
         assert!(e.to_string().contains("1 to 86400"), "{e}");
     }
-    // 1 s fades from its middle on, and then cannot be moved.
+    // A timer cancelled before its fade never ends the stream.
     b.session.set_timer(Some(0), 1.0).await.unwrap().unwrap();
+    b.session.cancel_timer().await.unwrap().unwrap();
     let mut b = b;
-    for _ in 0..6 {
+    for _ in 0..15 {
         next_chunk(&mut b).await;
     }
+    // 1 s fades from its middle on, and then cannot be moved.
+    let ack = b.session.set_timer(None, 1.0).await.unwrap().unwrap();
+    while next_chunk(&mut b).await.seq + 4 < ack.end_seq {}
     let e = b.session.set_timer(None, 600.0).await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("fading"), "{e}");
+    let e = b.session.cancel_timer().await.unwrap().unwrap_err();
     assert!(e.to_string().contains("fading"), "{e}");
 }

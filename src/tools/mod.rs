@@ -5,4 +5,5 @@
 
 pub mod loadtest;
 pub mod offline;
+pub mod progress;
 pub mod soak;

@@ -18,32 +18,9 @@ use crate::pipeline::{EngineSource, Renderer, StemSink};
 use crate::soundfont::FontSet;
 use crate::synth::{EngineError, EngineKind, EngineSettings};
 
-/// Frames in `bars` bars of 4/4 at `bpm`.
-pub fn bars_frames(bars: u32, bpm: f32) -> usize {
-    (f64::from(bars) * 4.0 * 60.0 / f64::from(bpm) * f64::from(crate::SAMPLE_RATE)).round() as usize
-}
-
-/// How much to render offline: the music, then its tail.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RenderLength {
-    pub bars: u32,
-    /// Seconds after the last bar: every note is released at the bar line and
-    /// rings out with the reverb; the last [`TAIL_FADE_SECONDS`] (or the whole
-    /// tail, if shorter) fade to digital silence. 0 stops at the bar line.
-    pub tail_seconds: f32,
-}
-
-/// The fade that ends a render's tail.
-pub const TAIL_FADE_SECONDS: f32 = 3.0;
-
-impl RenderLength {
-    pub fn bars(bars: u32) -> Self {
-        Self {
-            bars,
-            tail_seconds: 0.0,
-        }
-    }
-}
+pub use crate::pipeline::offline::{
+    bars_frames, OfflineRender, RenderLength, DEFAULT_TAIL_SECONDS, MAX_MINUTES, TAIL_FADE_SECONDS,
+};
 
 /// Renders the music and its tail as interleaved 16-bit stereo, handing the
 /// parts of the mix to `stems` when given.
@@ -54,32 +31,17 @@ pub fn render_pcm(
     engine: EngineKind,
     mut stems: Option<&mut dyn StemSink>,
 ) -> Result<Vec<i16>, EngineError> {
-    let mut renderer = Renderer::new(params.clone(), &EngineSource::new(engine, fonts))?;
-    let music = bars_frames(length.bars, params.bpm);
-    let sr = f64::from(crate::SAMPLE_RATE);
-    let tail = (f64::from(length.tail_seconds.max(0.0)) * sr).round() as usize;
-    let fade = tail.min((f64::from(TAIL_FADE_SECONDS) * sr) as usize);
-    let mut out = Vec::with_capacity((music + tail) * 2);
-    let mut render = |renderer: &mut Renderer, frames: usize| {
-        let mut done = 0;
-        while done < frames {
-            let n = CHUNK_FRAMES.min(frames - done);
-            let tap: Option<&mut dyn StemSink> = match stems {
-                Some(ref mut s) => Some(&mut **s),
-                None => None,
-            };
-            renderer.render_with(n, &mut out, tap);
-            done += n;
+    let mut render = OfflineRender::new(params, length, &EngineSource::new(engine, fonts))?;
+    let mut out = Vec::with_capacity(render.total_frames() * 2);
+    loop {
+        let tap: Option<&mut dyn StemSink> = match stems {
+            Some(ref mut s) => Some(&mut **s),
+            None => None,
+        };
+        if !render.next_piece(&mut out, tap) {
+            return Ok(out);
         }
-    };
-    render(&mut renderer, music);
-    if tail > 0 {
-        renderer.release();
-        render(&mut renderer, tail - fade);
-        renderer.fade_out(fade as u64);
-        render(&mut renderer, fade);
     }
-    Ok(out)
 }
 
 /// The events of the same `bars` bars, for the MIDI export.
