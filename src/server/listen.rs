@@ -15,12 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::client::Client;
 use super::query::{QueryError, StreamRequest};
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
 use crate::music::params::{control, control_names};
@@ -110,32 +111,36 @@ fn parse(
 
 pub async fn opus(
     State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, method, &query, true).await
+    listen(hub, client, method, &query, true).await
 }
 
 pub async fn wav(
     State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, method, &query, false).await
+    listen(hub, client, method, &query, false).await
 }
 
 async fn listen(
     hub: Arc<Hub>,
+    client: Option<Extension<Client>>,
     method: Method,
     query: &HashMap<String, String>,
     opus: bool,
 ) -> Response {
+    let client = client.map(|Extension(c)| c.addr);
     let (request, format) = match parse(query, opus) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    if let Err(e) = hub.admit(request.room.as_deref()) {
-        return unavailable(e);
+    if let Err(e) = hub.admit_from(client, request.room.as_deref()) {
+        return (super::refusal_status(&e), format!("{e}\n")).into_response();
     }
     if method == Method::HEAD {
         // Players probe with HEAD; answering it must not start a session.
@@ -144,9 +149,12 @@ async fn listen(
         let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
         return stream_response(format, Body::from_stream(nothing), None);
     }
-    let listener = match hub.join(request.room, request.params, request.preset).await {
+    let listener = match hub
+        .join_from(client, request.room, request.params, request.preset)
+        .await
+    {
         Ok(l) => l,
-        Err(e) => return unavailable(e),
+        Err(e) => return (super::refusal_status(&e), format!("{e}\n")).into_response(),
     };
     let (prelude, first_seq, lane) = match format {
         Format::Wav => (wav_header(), listener.info.next_seq, None),

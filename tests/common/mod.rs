@@ -33,6 +33,11 @@ pub fn config() -> ServerConfig {
         render_threads: 2,
         allowed_origins: Vec::new(),
         timeouts: auralis::server::ws::Timeouts::default(),
+        // The tests play many clients from one address.
+        security: auralis::server::Security {
+            max_connections_per_ip: 1_000,
+            ..Default::default()
+        },
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
@@ -42,6 +47,10 @@ pub fn config() -> ServerConfig {
             max_rooms: 10,
             queue_chunks: 20,
             lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
+            access: auralis::stream::access::Access {
+                max_sessions_per_ip: 1_000,
+                ..Default::default()
+            },
         },
     }
 }
