@@ -23,6 +23,9 @@ import { formatLeft, SleepTimer, timerSeconds } from './timer.js';
 /** Ping (clock offset) and stats (server metrics) cadence. */
 const REPORT_MS = 2000;
 const UNDERRUN_WARNING_PER_MINUTE = 5;
+/** The server's bound on /download.*?minutes=, checked here first so a
+ * slip of the keyboard gets its answer without a request. */
+const MAX_DOWNLOAD_MINUTES = 60;
 /** What a preset sets: every music control but the preset's own name. */
 const musicParams = () => musicNames().filter((n) => n !== 'preset');
 
@@ -157,6 +160,8 @@ function applyServerParams(preset, params) {
     intensity: tidy(params.intensity),
     seed: params.seed,
     pad_program: params.pad_program,
+    journey: params.journey,
+    hour: params.hour,
   };
   if (params.seed !== undefined) shareSeed = String(params.seed);
   if (isValid('preset', preset)) settings.preset = preset;
@@ -300,6 +305,7 @@ function setupControls() {
   $('preset').addEventListener('change', (e) => choosePreset(e.target.value));
   $('key').addEventListener('change', (e) => change('key', e.target.value));
   $('mode').addEventListener('change', (e) => change('mode', e.target.value));
+  $('journey').addEventListener('change', (e) => change('journey', e.target.value));
   // Sliders send on release ('change'), not on every step ('input'): the
   // server allows 20 messages a second and each change restages the music.
   for (const name of ['bpm', 'intensity']) {
@@ -360,6 +366,9 @@ function choosePreset(name) {
 function applyControls(list) {
   useControls(list);
   Object.assign(settings, loadSettings(), { volume: settings.volume });
+  // A daylight journey follows this listener's clock, read now.
+  const now = new Date();
+  if (control('hour')) settings.hour = now.getHours() + Math.floor(now.getMinutes() / 15) / 4;
   for (const name of musicNames()) {
     const c = control(name);
     const el = $(name);
@@ -409,7 +418,8 @@ function fmtMs(v) {
 }
 
 function renderControls() {
-  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'volume']) {
+  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'journey', 'volume']) {
+    if (settings[name] === undefined) continue;
     $(name).value = String(settings[name]);
   }
   renderOutputs();
@@ -470,6 +480,7 @@ function linkMusic() {
     bpm: p.bpm,
     intensity: p.intensity,
     seed: shareSeed,
+    journey: p.journey,
   };
 }
 
@@ -508,6 +519,10 @@ async function share() {
 async function download() {
   const minutes = Number($('download-minutes').value);
   const kind = $('download-format').value;
+  if (!(minutes > 0 && minutes <= MAX_DOWNLOAD_MINUTES)) {
+    $('download-note').textContent = `download failed: minutes must be more than 0 and at most ${MAX_DOWNLOAD_MINUTES}`;
+    return;
+  }
   const q = new URL(linkFor(linkMusic())).searchParams;
   q.delete('format');
   q.set('minutes', String(minutes));
@@ -566,7 +581,7 @@ function renderNowPlaying() {
   el.dataset.preset = app.preset ?? '';
   // The description is only true while the preset's own values play.
   const preset = app.presets.find((x) => x.name === app.preset);
-  const unchanged = preset && musicParams().every((k) => String(preset[k]) === String(p[k]));
+  const unchanged = preset && musicParams().every((k) => !(k in preset) || String(preset[k]) === String(p[k]));
   $('description').textContent = unchanged ? preset.description : '';
 }
 

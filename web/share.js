@@ -6,7 +6,7 @@
 import { control } from './settings.js';
 
 /** What a link carries, in the order the server applies it. */
-export const LINK_NAMES = ['preset', 'key', 'mode', 'bpm', 'intensity', 'seed'];
+export const LINK_NAMES = ['preset', 'key', 'mode', 'bpm', 'intensity', 'seed', 'journey'];
 const U64_MAX = 18446744073709551615n;
 
 /** A seed as the server takes it: a whole number from 0 to 2^64 - 1, kept
