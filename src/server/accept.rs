@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::client::{Client, TrustedProxies};
+use super::peer::PeerSocket;
 use crate::stream::access::{PerIp, PerIpSlot};
 
 /// How the server treats connections before and beside their requests.
@@ -131,6 +132,7 @@ enum Admission {
 struct Connection {
     app: Router,
     peer: IpAddr,
+    socket: PeerSocket,
     admission: Admission,
     pending: Pending,
     per_ip: Arc<PerIp>,
@@ -154,6 +156,7 @@ impl Connection {
             addr,
             _slot: Arc::clone(&slot),
         });
+        request.extensions_mut().insert(self.socket);
         let response = match self.app.clone().oneshot(request).await {
             Ok(r) => r,
             Err(never) => match never {},
@@ -253,6 +256,7 @@ pub(super) async fn serve(
         let connection = Arc::new(Connection {
             app: app.clone(),
             peer,
+            socket: PeerSocket::of(&tcp),
             admission,
             pending,
             per_ip: Arc::clone(&per_ip),

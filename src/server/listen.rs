@@ -8,6 +8,9 @@
 //! stopped reading: were the body the reader, a stalled player would hold
 //! its place in the session forever. The task notices the session's kick
 //! even then, leaves, and the body ends as soon as hyper looks at it again.
+//! That kick comes late at low bitrates (kernel buffers hold tens of seconds
+//! of Opus), so the task also watches what the peer acknowledges
+//! (`peer.rs`) and drops a player whose receive window stays closed.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -22,6 +25,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
 use super::client::Client;
+use super::peer::{PeerSocket, PeerWatch};
 use super::query::{QueryError, StreamRequest};
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
 use crate::music::params::{control, control_names};
@@ -112,24 +116,29 @@ fn parse(
 pub async fn opus(
     State(hub): State<Arc<Hub>>,
     client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, client, method, &query, true).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, true).await
 }
 
 pub async fn wav(
     State(hub): State<Arc<Hub>>,
     client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, client, method, &query, false).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, false).await
 }
 
 async fn listen(
     hub: Arc<Hub>,
     client: Option<Extension<Client>>,
+    watch: Option<PeerWatch>,
     method: Method,
     query: &HashMap<String, String>,
     opus: bool,
@@ -199,7 +208,7 @@ async fn listen(
         hub,
         ending: false,
     };
-    tokio::spawn(feed.run(prelude, tx));
+    tokio::spawn(feed.run(prelude, tx, watch));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
     });
@@ -262,11 +271,36 @@ struct Feed {
 }
 
 impl Feed {
-    async fn run(mut self, prelude: Bytes, body: mpsc::Sender<Bytes>) {
-        if self.pass(&body, prelude).await {
-            while let Some(bytes) = self.next_piece(&body).await {
+    async fn run(mut self, prelude: Bytes, body: mpsc::Sender<Bytes>, watch: Option<PeerWatch>) {
+        let stalled = async {
+            match watch {
+                Some(mut w) => {
+                    w.stalled().await;
+                    w
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.stream(prelude, &body) => {}
+            w = stalled => {
+                tracing::info!(
+                    listener = self.listener.id,
+                    "ending an HTTP stream whose player stopped taking data for {:?}",
+                    super::peer::STALL
+                );
+                self.hub.metrics.listeners_dropped_slow.fetch_add(1, Ordering::Relaxed);
+                w.abort();
+            }
+        }
+        self.listener.leave().await;
+    }
+
+    async fn stream(&mut self, prelude: Bytes, body: &mpsc::Sender<Bytes>) {
+        if self.pass(body, prelude).await {
+            while let Some(bytes) = self.next_piece(body).await {
                 let len = bytes.len() as u64;
-                if !self.pass(&body, bytes).await {
+                if !self.pass(body, bytes).await {
                     break;
                 }
                 let metrics = &self.hub.metrics;
@@ -274,7 +308,6 @@ impl Feed {
                 metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
             }
         }
-        self.listener.leave().await;
     }
 
     /// The next piece of body, or `None` when the stream should end: the

@@ -6,6 +6,7 @@ pub mod api;
 pub mod client;
 pub mod download;
 pub mod listen;
+pub mod peer;
 pub mod protocol;
 pub mod query;
 pub mod web;
