@@ -6,6 +6,7 @@ use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
 use crate::music::params::{control, control_names};
 use crate::music::Params;
 use crate::stream::session::{TimerError, MAX_TIMER_SECONDS};
+use crate::stream::Resume;
 use crate::wire::WireFormat;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -16,13 +17,19 @@ pub struct StreamRequest {
     pub preset: Option<String>,
     /// Seconds after which the stream fades out and ends (`duration=`).
     pub duration: Option<f64>,
+    pub resume: Option<Resume>,
 }
 
 const MAX_ROOM_LEN: usize = 64;
+const MAX_TOKEN_LEN: usize = 64;
+/// A resumed piece starts at most a day in: the composer is run forward to
+/// the position (about 2 × 10⁵ eighth notes for a day at 120 BPM), so the
+/// position is bounded.
+const MAX_FROM: u64 = 24 * 3600 * 10;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
-    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, duration", names = control_names())]
+    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, duration, resume, from", names = control_names())]
     Unknown(String),
     #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
     Format(String),
@@ -38,6 +45,14 @@ pub enum QueryError {
     Duration(String),
     #[error("{}", TimerError::Room)]
     DurationInRoom,
+    #[error(
+        "resume must be 1–{MAX_TOKEN_LEN} hexadecimal digits (the token from `hello`), got \"{0}\""
+    )]
+    Token(String),
+    #[error("from must be a chunk number from 0 to {MAX_FROM}, got \"{0}\"")]
+    From(String),
+    #[error("resume and from go together: the token from `hello` and the next chunk wanted")]
+    ResumeHalf,
 }
 
 impl StreamRequest {
@@ -46,6 +61,8 @@ impl StreamRequest {
         let mut format = WireFormat::Binary;
         let mut room = None;
         let mut duration = None;
+        let mut token = None;
+        let mut from = None;
         let mut change = ParamChange::default();
         for (name, value) in query {
             match name.as_str() {
@@ -76,6 +93,19 @@ impl StreamRequest {
                             .ok_or_else(|| QueryError::Duration(clip(value)))?,
                     );
                 }
+                "resume" => {
+                    let ok = !value.is_empty()
+                        && value.len() <= MAX_TOKEN_LEN
+                        && value.chars().all(|c| c.is_ascii_hexdigit());
+                    if !ok {
+                        return Err(QueryError::Token(clip(value)));
+                    }
+                    token = Some(value.clone());
+                }
+                "from" => {
+                    let n = value.parse::<u64>().ok().filter(|n| *n <= MAX_FROM);
+                    from = Some(n.ok_or_else(|| QueryError::From(clip(value)))?);
+                }
                 other if control(other).is_some() => change.set(other, RawValue::Text(value))?,
                 other => return Err(QueryError::Unknown(clip(other))),
             }
@@ -84,12 +114,18 @@ impl StreamRequest {
             return Err(QueryError::DurationInRoom);
         }
         let (params, preset) = change.resolve()?;
+        let resume = match (token, from) {
+            (Some(token), Some(from)) => Some(Resume { token, from }),
+            (None, None) => None,
+            _ => return Err(QueryError::ResumeHalf),
+        };
         Ok(Self {
             format,
             room,
             params,
             preset: preset.map(|p| p.name.to_string()),
             duration,
+            resume,
         })
     }
 }
@@ -153,9 +189,28 @@ pub(crate) mod tests {
             (vec![("duration", "0")], "1 to 86400"),
             (vec![("duration", "soon")], "seconds"),
             (vec![("duration", "60"), ("room", "a")], "shared"),
+            (vec![("resume", "zz"), ("from", "1")], "hexadecimal"),
+            (vec![("resume", "ab"), ("from", "-1")], "chunk number"),
+            (vec![("resume", "ab"), ("from", "864001")], "chunk number"),
+            (vec![("resume", "ab")], "go together"),
         ] {
             let e = StreamRequest::parse(&q(&pairs)).unwrap_err().to_string();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_resume_carries_its_token_and_position() {
+        let r = StreamRequest::parse(&q(&[("resume", "00ff"), ("from", "1234"), ("seed", "7")]))
+            .unwrap();
+        assert_eq!(
+            r.resume,
+            Some(Resume {
+                token: "00ff".into(),
+                from: 1234
+            })
+        );
+        assert_eq!(r.params.seed, 7);
+        assert_eq!(StreamRequest::parse(&q(&[])).unwrap().resume, None);
     }
 }
