@@ -16,6 +16,7 @@ import { collectErrors, launchBrowser } from './browser.mjs';
 import { AuralisServer, freePort } from './server.mjs';
 import './units.mjs';
 import './listen.mjs';
+import './listener.mjs';
 import './network.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -539,3 +539,205 @@ async fn shutdown_ends_open_http_streams() {
     assert!(streamed.ended, "the response ended with the server");
     assert_eq!(&streamed.body[..4], b"OggS");
 }
+
+/// RMS of interleaved 48 kHz stereo from second `from` to `to`.
+fn rms_between(pcm: &[i16], from: f64, to: f64) -> f64 {
+    let at = |s: f64| ((s * 48_000.0) as usize * 2).min(pcm.len());
+    rms(&pcm[at(from)..at(to)])
+}
+
+#[tokio::test]
+async fn a_timed_opus_stream_fades_and_ends_with_an_end_of_stream_page() {
+    let server = start().await;
+    let t = Instant::now();
+    let mut s = request(&server, "GET", "/listen.opus?preset=dawn&duration=6").await;
+    let opus = read_stream(&mut s, t, t + Duration::from_secs(15)).await;
+    assert_eq!(opus.status, 200);
+    assert!(opus.ended, "the response ends when the timer does");
+    // The last page carries Ogg's end-of-stream flag.
+    let last = opus
+        .body
+        .windows(4)
+        .rposition(|w| w == b"OggS")
+        .expect("Ogg pages");
+    assert_eq!(opus.body[last + 5], 0x04, "end of stream");
+    // Decoded strictly: a clean end, no truncated page.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("timed.opus");
+    std::fs::write(&path, &opus.body).unwrap();
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+        .output()
+        .await
+        .expect("ffmpeg runs (scripts/install-deps.sh installs it)");
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcm = samples(&out.stdout);
+    let secs = pcm.len() as f64 / 2.0 / 48_000.0;
+    assert!((5.9..=6.1).contains(&secs), "decoded {secs:.2} s");
+    let playing = rms_between(&pcm, 1.5, 3.0);
+    let last_second = rms_between(&pcm, 5.0, 6.0);
+    assert!(playing > 100.0, "music before the fade: rms {playing:.0}");
+    assert!(
+        last_second < playing / 10.0,
+        "last second rms {last_second:.0} against {playing:.0}"
+    );
+    assert!(rms_between(&pcm, 5.9, 6.0) < 30.0, "ends in silence");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_timed_wav_stream_just_ends_and_a_room_refuses_a_timer() {
+    let server = start().await;
+    let t = Instant::now();
+    let mut s = request(&server, "GET", "/listen.wav?duration=3").await;
+    let wav = read_stream(&mut s, t, t + Duration::from_secs(15)).await;
+    assert!(wav.ended);
+    assert_eq!(wav.body.len() - 44, 30 * CHUNK_BYTES, "exactly 3 s of PCM");
+    let tail = samples(&wav.body[wav.body.len() - CHUNK_BYTES..]);
+    assert!(rms(&tail) < 30.0, "ends in silence: rms {:.0}", rms(&tail));
+    let (code, body) = http_get(&server, "/listen.wav?duration=60&room=x").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("shared"), "{body}");
+    let (code, body) = http_get(&server, "/listen.opus?duration=0").await;
+    assert_eq!(code, 400);
+    assert!(body.contains("duration"), "{body}");
+    server.shutdown().await.unwrap();
+}
+
+/// Reads a whole response (the server closes the connection after it).
+async fn fetch(server: &RunningServer, path: &str) -> Streamed {
+    let t = Instant::now();
+    let mut s = request(server, "GET", path).await;
+    let r = read_stream(&mut s, t, t + Duration::from_secs(60)).await;
+    assert!(r.ended, "{path}: the response ended");
+    r
+}
+
+#[tokio::test]
+async fn a_downloaded_wav_is_the_file_auralis_render_writes() {
+    let server = start().await;
+    let query = "preset=calm&seed=7&bpm=90&minutes=0.1";
+    let wav = fetch(&server, &format!("/download.wav?{query}")).await;
+    assert_eq!(wav.status, 200);
+    assert_eq!(wav.headers["content-type"], "audio/wav");
+    assert_eq!(
+        wav.headers["content-length"].parse::<usize>().unwrap(),
+        wav.body.len()
+    );
+    let disposition = &wav.headers["content-disposition"];
+    assert!(
+        disposition.starts_with("attachment; filename=\"auralis-calm-")
+            && disposition.ends_with(".wav\""),
+        "{disposition}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("render.wav");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_auralis"))
+        .args([
+            "render",
+            "--builtin-font",
+            "--preset",
+            "calm",
+            "--seed",
+            "7",
+        ])
+        .args(["--bpm", "90", "--minutes", "0.1", "-o"])
+        .arg(&path)
+        .output()
+        .expect("auralis render runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rendered = std::fs::read(&path).unwrap();
+    // 6 s at 90 BPM is 2 bars (5.33 s), then the 6 s tail.
+    assert_eq!(
+        rendered.len(),
+        44 + (2 * 4 * 44_100 * 60 / 90 + 6 * 44_100) * 4
+    );
+    assert!(wav.body == rendered, "the download differs from the render");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn opus_and_midi_downloads_and_what_is_refused() {
+    let server = start().await;
+    let opus = fetch(&server, "/download.opus?preset=night&minutes=0.1").await;
+    assert_eq!(opus.status, 200);
+    assert_eq!(opus.headers["content-type"], "audio/ogg");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.opus");
+    std::fs::write(&path, &opus.body).unwrap();
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "s16le", "-ac", "2", "-ar", "48000", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secs = out.stdout.len() as f64 / 4.0 / 48_000.0;
+    // Night is slower: 6 s are its whole bars nearest, then the 6 s tail.
+    assert!((10.0..=14.0).contains(&secs), "decoded {secs:.2} s");
+    let midi = fetch(&server, "/download.mid?minutes=1").await;
+    assert_eq!(midi.status, 200);
+    assert_eq!(&midi.body[..4], b"MThd");
+    assert_eq!(midi.headers["content-length"], midi.body.len().to_string());
+    for (path, needle) in [
+        ("/download.wav?minutes=61", "at most 60"),
+        ("/download.wav", "minutes is required"),
+        ("/download.opus?minutes=5&room=a", "allowed are"),
+        ("/download.mid?minutes=5&bpm=500", "40 to 120"),
+    ] {
+        let (code, body) = http_get(&server, path).await;
+        assert_eq!(code, 400, "{path}");
+        assert!(body.contains(needle), "{path}: {body}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn at_most_two_downloads_render_at_once() {
+    let server = start().await;
+    // Two hour-long downloads whose clients read only the headers: each
+    // render holds its permit, held back by its full queue.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = request(&server, "GET", "/download.wav?minutes=60").await;
+        let mut head = [0u8; 64];
+        s.read_exact(&mut head).await.unwrap();
+        assert!(head.starts_with(b"HTTP/1.1 200"));
+        held.push(s);
+    }
+    let (code, body) = http_get(&server, "/download.wav?minutes=1").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("too many downloads"), "{body}");
+    // MIDI needs no synthesis and no permit.
+    let (code, _) = http_get(&server, "/download.mid?minutes=1").await;
+    assert_eq!(code, 200);
+    // Clients that leave free their permits.
+    drop(held);
+    let until = Instant::now() + WAIT;
+    loop {
+        let (code, _) = http_get(&server, "/download.mid?minutes=1").await;
+        assert_eq!(code, 200);
+        let s = fetch(&server, "/download.wav?minutes=0.05").await;
+        if s.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "permits never came back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.shutdown().await.unwrap();
+}

@@ -388,3 +388,33 @@ async fn shutdown_closes_listeners_with_1001() {
         .await
         .is_none_or(|m| m.is_err() || matches!(m, Ok(Message::Close(_)))));
 }
+
+#[tokio::test]
+async fn a_timer_ends_the_stream_with_1000_after_its_last_chunk() {
+    let server = start().await;
+    let mut ws = connect(&server, "?duration=3").await;
+    let hello = next_event(&mut ws).await;
+    let first = hello["next_seq"].as_u64().unwrap();
+    let mut seqs = Vec::new();
+    let frame = loop {
+        match next(&mut ws).await {
+            Message::Close(frame) => break frame.expect("a close frame with a reason"),
+            m => seqs.extend(decode_audio(&m).map(|a| a.seq)),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Normal);
+    assert!(frame.reason.contains("timer"), "{}", frame.reason);
+    let expected: Vec<u64> = (first..first + 30).collect();
+    assert_eq!(seqs, expected, "every chunk of the 3 s, then the close");
+    // The page's timer: set on an open stream, it ends it the same way.
+    let mut ws = connect(&server, "").await;
+    next_event(&mut ws).await;
+    send_json(&mut ws, serde_json::json!({"type": "timer", "seconds": 2})).await;
+    let frame = loop {
+        if let Message::Close(frame) = next(&mut ws).await {
+            break frame.expect("a close frame");
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Normal);
+    server.shutdown().await.unwrap();
+}

@@ -4,6 +4,7 @@
 import { ClockSync, nowMs } from './clock.js';
 import { AudioUnavailable, keepRunning } from './audio-session.js';
 import { Connection } from './connection.js';
+import { fetchWithProgress, saveBlob } from './download.js';
 import { BackgroundPlayer, listenUrl } from './listen.js';
 import { Measurements, percentile } from './measure.js';
 import { Meter } from './meter.js';
@@ -17,10 +18,15 @@ import {
   streamQuery,
   useControls,
 } from './settings.js';
+import { linkFor, readLink } from './share.js';
+import { formatLeft, SleepTimer, timerSeconds } from './timer.js';
 
 /** Ping (clock offset) and stats (server metrics) cadence. */
 const REPORT_MS = 2000;
 const UNDERRUN_WARNING_PER_MINUTE = 5;
+/** The server's bound on /download.*?minutes=, checked here first so a
+ * slip of the keyboard gets its answer without a request. */
+const MAX_DOWNLOAD_MINUTES = 60;
 /** What a preset sets: every music control but the preset's own name. */
 const musicParams = () => musicNames().filter((n) => n !== 'preset');
 
@@ -61,11 +67,19 @@ const background = new BackgroundPlayer($('background-audio'), () => {
 });
 let reportTimer = null;
 let countdownTimer = null;
+const sleepTimer = new SleepTimer();
+/** A timer chosen before the stream began: it starts with the stream. */
+let pendingTimer = null;
+/** The seed of what plays (a string: u64 seeds exceed 2^53); the link's until
+ * the server says otherwise. */
+let shareSeed = '0';
+let linkApplied = false;
 
 const connection = new Connection({
   url: (resume) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const q = streamQuery(settings, format);
+    q.set('seed', shareSeed);
     // The same piece, from the first chunk not yet received: the seed too,
     // so a restarted server that no longer knows the token rebuilds it.
     if (resume && app.params) {
@@ -80,6 +94,7 @@ const connection = new Connection({
     clearInterval(countdownTimer);
     if (state.name === 'reconnecting') countdownTimer = setInterval(renderState, 100);
     if (state.name !== 'streaming') clearInterval(reportTimer);
+    if (state.name === 'ended') timerEnded();
     renderState();
   },
   onHello,
@@ -104,6 +119,11 @@ function onHello(msg) {
   applyServerParams(msg.preset, msg.params);
   if (app.presets.length === 0) loadStatus();
   clearInterval(reportTimer);
+  if (pendingTimer !== null) {
+    sleepTimer.set(pendingTimer);
+    pendingTimer = null;
+  }
+  if (sleepTimer.armed) connection.send(sleepTimer.message());
   ping();
   reportTimer = setInterval(() => {
     ping();
@@ -159,7 +179,10 @@ function applyServerParams(preset, params) {
     intensity: tidy(params.intensity),
     seed: params.seed,
     pad_program: params.pad_program,
+    journey: params.journey,
+    hour: params.hour,
   };
+  if (params.seed !== undefined) shareSeed = String(params.seed);
   if (isValid('preset', preset)) settings.preset = preset;
   for (const name of musicParams()) {
     if (isValid(name, app.params[name])) settings[name] = app.params[name];
@@ -184,6 +207,11 @@ function onWorkletStatus(status) {
     measure.underrunsAdded(status.underruns - app.lastUnderruns, now);
   }
   app.lastUnderruns = status.underruns;
+  // A finished timer's fade has played out: the player rests.
+  if (app.connection.name === 'ended' && status.depthFrames === 0 && app.playing) {
+    meter.stop();
+    player.suspend();
+  }
   app.worklet = status;
   app.playing = status.playing;
   const started = status.started;
@@ -330,6 +358,7 @@ function setupControls() {
   $('preset').addEventListener('change', (e) => choosePreset(e.target.value));
   $('key').addEventListener('change', (e) => change('key', e.target.value));
   $('mode').addEventListener('change', (e) => change('mode', e.target.value));
+  $('journey').addEventListener('change', (e) => change('journey', e.target.value));
   // Sliders send on release ('change'), not on every step ('input'): the
   // server allows 20 messages a second and each change restages the music.
   for (const name of ['bpm', 'intensity']) {
@@ -339,6 +368,11 @@ function setupControls() {
   $('volume').addEventListener('input', (e) => change('volume', Number(e.target.value)));
   $('start').addEventListener('click', toggle);
   $('copy-url').addEventListener('click', copyStreamUrl);
+  $('timer').addEventListener('change', chooseTimer);
+  $('timer-custom').addEventListener('change', chooseTimer);
+  $('share').addEventListener('click', share);
+  $('download').addEventListener('click', download);
+  setInterval(renderTimer, 250);
   renderControls();
 }
 
@@ -404,6 +438,9 @@ function choosePreset(name) {
 function applyControls(list) {
   useControls(list);
   Object.assign(settings, loadSettings(), { volume: settings.volume });
+  // A daylight journey follows this listener's clock, read now.
+  const now = new Date();
+  if (control('hour')) settings.hour = now.getHours() + Math.floor(now.getMinutes() / 15) / 4;
   for (const name of musicNames()) {
     const c = control(name);
     const el = $(name);
@@ -432,6 +469,7 @@ async function loadStatus() {
     const names = app.presets.map((p) => p.name);
     if (!names.includes(settings.preset)) names.unshift(settings.preset);
     fillSelect($('preset'), names);
+    applyLink();
     renderControls();
     renderNowPlaying();
     renderAttribution(status.soundfonts);
@@ -452,7 +490,8 @@ function fmtMs(v) {
 }
 
 function renderControls() {
-  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'volume']) {
+  for (const name of ['preset', 'key', 'mode', 'bpm', 'intensity', 'journey', 'volume']) {
+    if (settings[name] === undefined) continue;
     $(name).value = String(settings[name]);
   }
   renderOutputs();
@@ -465,6 +504,122 @@ function renderListenLinks() {
   $('open-url').href = opus;
   $('wav-url').href = listenUrl(settings, 'wav');
   $('audio-unavailable-url').href = opus;
+  // Until the link's own values are read, the address is left as it came.
+  if (linkApplied) history.replaceState(history.state, '', linkFor(linkMusic()));
+}
+
+// ---- Timer, share link, download -----------------------------------------
+
+function chooseTimer() {
+  const choice = $('timer').value;
+  $('timer-custom').hidden = choice !== 'custom';
+  const seconds = timerSeconds(choice, $('timer-custom').value);
+  if (app.connection.name === 'streaming') {
+    sleepTimer.set(seconds);
+    connection.send(sleepTimer.message());
+  } else {
+    pendingTimer = seconds;
+    sleepTimer.set(null);
+  }
+  renderTimer();
+}
+
+function timerEnded() {
+  sleepTimer.set(null);
+  pendingTimer = null;
+  $('timer').value = '';
+  $('timer-custom').hidden = true;
+  setPressed(false);
+}
+
+function renderTimer() {
+  const el = $('timer-left');
+  const left = sleepTimer.left();
+  let text = '';
+  if (left !== null) text = `${formatLeft(left)} left`;
+  else if (pendingTimer !== null) text = `${formatLeft(pendingTimer)} from Start`;
+  else if (app.connection.name === 'ended') text = 'ended';
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.seconds = left === null ? '' : String(Math.ceil(left));
+}
+
+/** What plays (the server's word once streaming), as a link carries it. */
+function linkMusic() {
+  const p = app.params ?? settings;
+  return {
+    preset: app.params ? (app.preset ?? undefined) : settings.preset,
+    key: p.key,
+    mode: p.mode,
+    bpm: p.bpm,
+    intensity: p.intensity,
+    seed: shareSeed,
+    journey: p.journey,
+  };
+}
+
+/** A link's music replaces the saved settings once, when the parameter table
+ * is known; what it got wrong is said, and the defaults play instead. */
+function applyLink() {
+  if (linkApplied) return;
+  linkApplied = true;
+  const { values, rejected } = readLink(location.search);
+  const preset = app.presets.find((x) => x.name === values.preset);
+  if (preset) {
+    settings.preset = preset.name;
+    for (const k of musicParams()) if (isValid(k, preset[k])) settings[k] = preset[k];
+  }
+  for (const k of musicParams()) if (values[k] !== undefined) settings[k] = values[k];
+  if (values.seed !== undefined) shareSeed = values.seed;
+  saveSettings(settings);
+  const note = $('link-note');
+  note.hidden = rejected.length === 0;
+  note.textContent = rejected.length
+    ? `This link had values Auralis does not take, so their defaults play instead: ${rejected.join('; ')}.`
+    : '';
+}
+
+async function share() {
+  renderListenLinks();
+  const note = $('share-note');
+  try {
+    await navigator.clipboard.writeText(location.href);
+    note.textContent = 'Link copied';
+  } catch {
+    note.textContent = `Copy this link: ${location.href}`;
+  }
+}
+
+async function download() {
+  const minutes = Number($('download-minutes').value);
+  const kind = $('download-format').value;
+  if (!(minutes > 0 && minutes <= MAX_DOWNLOAD_MINUTES)) {
+    $('download-note').textContent = `download failed: minutes must be more than 0 and at most ${MAX_DOWNLOAD_MINUTES}`;
+    return;
+  }
+  const q = new URL(linkFor(linkMusic())).searchParams;
+  q.delete('format');
+  q.set('minutes', String(minutes));
+  const button = $('download');
+  const bar = $('download-progress');
+  const note = $('download-note');
+  button.disabled = true;
+  bar.hidden = false;
+  bar.removeAttribute('value');
+  note.textContent = 'rendering…';
+  try {
+    const { blob, name } = await fetchWithProgress(`/download.${kind}?${q}`, (got, total) => {
+      if (total) bar.value = got / total;
+      note.textContent = `${(got / 1e6).toFixed(1)} MB${total ? ` of ${(total / 1e6).toFixed(1)} MB` : ''}`;
+    });
+    bar.value = 1;
+    saveBlob(blob, name);
+    note.textContent = `saved ${name} (${(blob.size / 1e6).toFixed(1)} MB)`;
+    note.dataset.bytes = String(blob.size);
+  } catch (e) {
+    note.textContent = `download failed: ${e.message}`;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 async function copyStreamUrl() {
@@ -499,7 +654,7 @@ function renderNowPlaying() {
   el.dataset.preset = app.preset ?? '';
   // The description is only true while the preset's own values play.
   const preset = app.presets.find((x) => x.name === app.preset);
-  const unchanged = preset && musicParams().every((k) => String(preset[k]) === String(p[k]));
+  const unchanged = preset && musicParams().every((k) => !(k in preset) || String(preset[k]) === String(p[k]));
   $('description').textContent = unchanged ? preset.description : '';
 }
 
@@ -527,6 +682,8 @@ function currentState() {
       return { name: 'failed', text: `disconnected after ${c.maxAttempts} attempts — press Start to retry` };
     case 'stopped':
       return { name: 'stopped', text: 'stopped' };
+    case 'ended':
+      return { name: 'ended', text: 'timer ended — the music faded out' };
     default:
       return { name: 'idle', text: 'press Start' };
   }

@@ -24,8 +24,9 @@ export function backoffDelay(attempt, random = Math.random) {
 
 /**
  * Callbacks:
- *   onState({ name, attempt, maxAttempts, retryAt })  name: connecting |
- *     streaming | reconnecting | failed | stopped
+ *   onState({ name, attempt, maxAttempts, retryAt, reason })  name: connecting |
+ *     streaming | reconnecting | failed | stopped | ended (the server closed
+ *     with 1000: the timer ran out)
  *   onHello(msg)                  a new stream began
  *   onChunk(chunk, conn, arrival) arrival: performance.now() at receipt
  *   onMessage(msg, conn)          any other server message (params, pong, error)
@@ -79,8 +80,15 @@ export class Connection {
     ws.binaryType = 'arraybuffer';
     const conn = ++this.conn;
     ws.onmessage = (e) => this.receive(e.data, conn);
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (this.ws === ws) this.ws = null;
+      // 1000 from the server is a planned end (the timer ran out): the
+      // music is over, not lost, so nothing reconnects.
+      if (this.active && e.code === 1000) {
+        this.active = false;
+        this.setState({ name: 'ended', reason: e.reason });
+        return;
+      }
       if (this.active) this.retry();
     };
     this.ws = ws;

@@ -134,6 +134,12 @@ impl OggOpusEncoder {
     /// Encodes one 100 ms chunk (4,800 interleaved stereo frames at 48 kHz)
     /// into one page of five 20 ms packets.
     pub fn encode_chunk(&mut self, pcm: &[f32]) -> Result<AudioPage, OpusError> {
+        self.encode_chunk_with(pcm, false)
+    }
+
+    /// As [`OggOpusEncoder::encode_chunk`]; with `last`, the page ends the
+    /// logical stream (RFC 3533's end-of-stream flag).
+    pub fn encode_chunk_with(&mut self, pcm: &[f32], last: bool) -> Result<AudioPage, OpusError> {
         if pcm.len() != CHUNK_FRAMES_48K * 2 {
             return Err(OpusError::ChunkSize {
                 expected: CHUNK_FRAMES_48K * 2,
@@ -143,7 +149,9 @@ impl OggOpusEncoder {
         for (i, frame) in pcm.chunks_exact(FRAME_SAMPLES * 2).enumerate() {
             let len = self.encoder.encode_float(frame, &mut self.packet)?;
             self.granule += FRAME_SAMPLES as u64;
-            let end = if i + 1 == FRAMES_PER_CHUNK {
+            let end = if i + 1 == FRAMES_PER_CHUNK && last {
+                PacketWriteEndInfo::EndStream
+            } else if i + 1 == FRAMES_PER_CHUNK {
                 PacketWriteEndInfo::EndPage
             } else {
                 PacketWriteEndInfo::NormalPacket
@@ -325,6 +333,16 @@ mod tests {
                 "checksum"
             );
         }
+    }
+
+    #[test]
+    fn the_last_page_ends_the_stream() {
+        let mut enc = OggOpusEncoder::new(96, 5).unwrap();
+        let page = enc.encode_chunk(&tone(0)).unwrap();
+        assert_eq!(page.bytes[5], 0x00);
+        let last = enc.encode_chunk_with(&tone(1), true).unwrap();
+        assert_eq!(pages(&last.bytes).len(), 1, "still one page per chunk");
+        assert_eq!(last.bytes[5], 0x04, "end of stream");
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct ParamChange {
     pub bpm: Option<f32>,
     pub intensity: Option<f32>,
     pub seed: Option<u64>,
+    pub journey: Option<String>,
+    pub hour: Option<f32>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -26,6 +28,8 @@ pub enum ChangeError {
     Key(String),
     #[error("{0}")]
     Mode(String),
+    #[error("{0}")]
+    Journey(String),
     #[error(transparent)]
     Params(#[from] ParamsError),
 }
@@ -118,13 +122,14 @@ impl ParamChange {
             Domain::Mode => self.mode = Some(value.text().ok_or_else(invalid)?),
             Domain::Number { .. } => {
                 let v = Some(value.number().ok_or_else(invalid)? as f32);
-                if c.name == "bpm" {
-                    self.bpm = v;
-                } else {
-                    self.intensity = v;
+                match c.name {
+                    "bpm" => self.bpm = v,
+                    "intensity" => self.intensity = v,
+                    _ => self.hour = v,
                 }
             }
             Domain::Seed => self.seed = Some(value.whole().ok_or_else(invalid)?),
+            Domain::Journey => self.journey = Some(value.text().ok_or_else(invalid)?),
         }
         Ok(())
     }
@@ -153,6 +158,15 @@ impl ParamChange {
             None => None,
         };
         let mut params = chosen.map_or_else(|| base.clone(), |p| p.params(base.seed));
+        // A journey, like the seed, goes on across a preset change.
+        params.journey = base.journey;
+        params.hour = base.hour;
+        if let Some(journey) = &self.journey {
+            params.journey = journey.parse().map_err(ChangeError::Journey)?;
+        }
+        if let Some(hour) = self.hour {
+            params.hour = hour;
+        }
         if let Some(key) = &self.key {
             params.key = key
                 .parse::<PitchClass>()

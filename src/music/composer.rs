@@ -201,6 +201,17 @@ impl Composer {
         self.position.round() as Frame
     }
 
+    /// Seconds composed so far.
+    pub fn seconds(&self) -> f64 {
+        self.seconds
+    }
+
+    /// True when the next eighth note begins a phrase: where a journey's
+    /// step is staged, as the composer starts a new phrase there anyway.
+    pub fn at_phrase_start(&self) -> bool {
+        self.beat_in_phrase == 0 && !self.off_beat
+    }
+
     /// Frames in 8 bars at the current bpm (phrases themselves vary in
     /// length; this is the unit the renderer budgets by).
     pub fn phrase_frames(&self) -> Frame {
@@ -1304,7 +1315,7 @@ mod tests {
         ) {
             let first = Params {
                 key: PitchClass::from_semitone(key), mode: Mode::ALL[mode], bpm, intensity, seed,
-                pad_program: pad,
+                pad_program: pad, ..Params::default()
             };
             prop_assert!(first.validate().is_ok());
             let events = Composer::new(first.clone()).compose_bars(9);
@@ -1318,6 +1329,7 @@ mod tests {
             c.set_params(Params {
                 key: PitchClass::from_semitone(key2), mode: Mode::ALL[mode2], bpm: bpm2,
                 intensity: intensity2, seed: seed.wrapping_add(1), pad_program: 177 - pad,
+                ..Params::default()
             });
             for _ in 0..20 {
                 let h = c.horizon();

@@ -6,6 +6,7 @@ pub mod change;
 mod chords;
 pub mod composer;
 pub mod event;
+pub mod journey;
 mod motif;
 pub mod params;
 pub mod presets;

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::journey::Journey;
 use super::presets;
 use super::theory::{Mode, PitchClass};
 
@@ -26,6 +27,20 @@ pub struct Params {
     pub seed: u64,
     /// General MIDI program of the pad: 88 (new age) or 89 (warm).
     pub pad_program: u8,
+    /// Whether and how the music travels by itself (see `music::journey`).
+    #[serde(default)]
+    pub journey: Journey,
+    /// The listener's local hour (0 to 24) that `daylight` starts from; the
+    /// page sends it, so the server needs no clock and stays deterministic.
+    #[serde(default = "default_hour", serialize_with = "serialize_decimal")]
+    pub hour: f32,
+}
+
+/// Noon: a journey that is not told the hour starts in daylight.
+pub const DEFAULT_HOUR: f32 = 12.0;
+
+fn default_hour() -> f32 {
+    DEFAULT_HOUR
 }
 
 /// The f64 nearest to the decimal an f32 prints as: 0.35 stays 0.35 when
@@ -48,6 +63,8 @@ pub enum ParamsError {
     Intensity(f32),
     #[error("pad_program must be 88 (new age pad) or 89 (warm pad), got {0}")]
     PadProgram(u8),
+    #[error("hour must be {expected}, got {0}", expected = HOUR.domain.expected())]
+    Hour(f32),
 }
 
 impl Params {
@@ -56,6 +73,7 @@ impl Params {
     pub const INTENSITY_RANGE: RangeInclusive<f32> = 0.0..=1.0;
     /// The two GM pads that sustain smoothly without rhythmic movement.
     pub const PAD_PROGRAMS: [u8; 2] = [88, 89];
+    pub const HOUR_RANGE: RangeInclusive<f32> = 0.0..=24.0;
 
     /// `contains` is false for NaN, so NaN is refused without a special case.
     pub fn validate(&self) -> Result<(), ParamsError> {
@@ -67,6 +85,9 @@ impl Params {
         }
         if !Self::PAD_PROGRAMS.contains(&self.pad_program) {
             return Err(ParamsError::PadProgram(self.pad_program));
+        }
+        if !Self::HOUR_RANGE.contains(&self.hour) {
+            return Err(ParamsError::Hour(self.hour));
         }
         Ok(())
     }
@@ -95,6 +116,8 @@ pub enum Domain {
     },
     /// A whole number from 0 to `u64::MAX`.
     Seed,
+    /// A journey's name: off, drift, daylight.
+    Journey,
 }
 
 impl Domain {
@@ -102,6 +125,7 @@ impl Domain {
     pub fn expected(&self) -> String {
         match self {
             Domain::Preset | Domain::Key | Domain::Mode => "a string".into(),
+            Domain::Journey => "off, drift or daylight".into(),
             Domain::Number { min, max, .. } => format!("a number from {min} to {max}"),
             Domain::Seed => format!("a whole number from 0 to {}", u64::MAX),
         }
@@ -116,6 +140,7 @@ impl Domain {
                 .collect(),
             Domain::Key => PitchClass::ALL.iter().map(ToString::to_string).collect(),
             Domain::Mode => Mode::ALL.iter().map(ToString::to_string).collect(),
+            Domain::Journey => Journey::ALL.iter().map(ToString::to_string).collect(),
             Domain::Number { .. } | Domain::Seed => Vec::new(),
         }
     }
@@ -151,9 +176,19 @@ const INTENSITY: Control = Control {
     help: "Note density, velocity and register spread of the piano",
 };
 
+const HOUR: Control = Control {
+    name: "hour",
+    domain: Domain::Number {
+        min: *Params::HOUR_RANGE.start(),
+        max: *Params::HOUR_RANGE.end(),
+        step: 0.25,
+    },
+    help: "The listener's local hour, which journey=daylight follows",
+};
+
 /// Every parameter a listener or the command line may set, in the order a
 /// change applies them: the preset first, then each explicit value.
-pub const CONTROLS: [Control; 6] = [
+pub const CONTROLS: [Control; 8] = [
     Control {
         name: "preset",
         domain: Domain::Preset,
@@ -176,6 +211,12 @@ pub const CONTROLS: [Control; 6] = [
         domain: Domain::Seed,
         help: "Seed of the composer's choices: the same seed plays the same music",
     },
+    Control {
+        name: "journey",
+        domain: Domain::Journey,
+        help: "off; drift: key, mode, tempo and intensity wander every few minutes; daylight: they follow the hour",
+    },
+    HOUR,
 ];
 
 /// The table's entry for `name`.
@@ -276,7 +317,10 @@ mod tests {
 
     #[test]
     fn the_table_matches_what_validate_allows() {
-        assert_eq!(control_names(), "preset, key, mode, bpm, intensity, seed");
+        assert_eq!(
+            control_names(),
+            "preset, key, mode, bpm, intensity, seed, journey, hour"
+        );
         let Some(Domain::Number { min, max, .. }) = control("bpm").map(|c| c.domain) else {
             panic!("bpm is a number")
         };

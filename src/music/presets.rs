@@ -46,6 +46,8 @@ impl Preset {
             intensity: self.intensity,
             seed,
             pad_program: self.pad_program,
+            journey: super::journey::Journey::Off,
+            hour: super::params::DEFAULT_HOUR,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod calibration;
 mod layer;
+pub mod offline;
 #[cfg(test)]
 mod resume_tests;
 pub mod stems;
@@ -13,6 +14,7 @@ pub mod stems;
 use std::collections::VecDeque;
 
 use crate::audio::{pcm, DcBlocker, Fade, Leveller, Reverb, ReverbSettings, SoftLimiter};
+use crate::music::journey::JourneyDriver;
 use crate::music::{Composer, Event, EventKind, Frame, Params, PIANO_CHANNEL};
 use std::sync::Arc;
 
@@ -74,6 +76,7 @@ pub trait StemSink {
 
 pub struct Renderer {
     composer: Composer,
+    journey: JourneyDriver,
     piano: Layer,
     pad: Layer,
     dc: DcBlocker,
@@ -99,6 +102,7 @@ impl Renderer {
         let piano = Layer::new(source, Role::Piano, MAX_BLOCK)?;
         let pad = Layer::new(source, Role::Pad, MAX_BLOCK)?;
         Ok(Self {
+            journey: JourneyDriver::new(params.clone()),
             composer: Composer::new(params),
             piano,
             pad,
@@ -123,6 +127,7 @@ impl Renderer {
     /// Hands new parameters to the composer, which stages them to the next
     /// eighth note it writes: the sounding notes are never cut.
     pub fn set_params(&mut self, params: Params) {
+        self.journey.rehome(params.clone(), self.composer.seconds());
         self.composer.set_params(params);
     }
 
@@ -252,6 +257,7 @@ impl Renderer {
     fn compose_through(&mut self, frame: Frame) {
         let mut composed = false;
         while self.composer.horizon() <= frame {
+            self.journey.before_half(&mut self.composer);
             let mut half = Vec::new();
             self.composer.compose_half(&mut half);
             self.pending.extend(half);

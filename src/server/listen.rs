@@ -72,7 +72,7 @@ enum ListenQueryError {
 /// Opus, the bitrate.
 fn allowed(opus: &bool) -> String {
     let bitrate = if *opus { ", bitrate" } else { "" };
-    format!("{}, room{bitrate}", control_names())
+    format!("{}, room, duration{bitrate}", control_names())
 }
 
 /// The stream query minus `bitrate`, which only /listen.opus knows; the
@@ -94,7 +94,7 @@ fn parse(
                     .filter(|k| (MIN_KBPS..=MAX_KBPS).contains(k))
                     .ok_or_else(|| ListenQueryError::Bitrate(value.chars().take(40).collect()))?;
             }
-            n if n == "room" || control(n).is_some() => {
+            n if n == "room" || n == "duration" || control(n).is_some() => {
                 rest.insert(name.clone(), value.clone());
             }
             other => {
@@ -185,6 +185,19 @@ async fn listen(
             }
         },
     };
+    if let Some(seconds) = request.duration {
+        match listener.session.set_timer(Some(first_seq), seconds).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                listener.leave().await;
+                return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response();
+            }
+            Err(e) => {
+                listener.leave().await;
+                return unavailable(e);
+            }
+        }
+    }
     let session = listener.session.id.clone();
     let (tx, rx) = mpsc::channel(BODY_QUEUE);
     let feed = Feed {
@@ -193,6 +206,7 @@ async fn listen(
         first_seq,
         _lane: lane,
         hub,
+        ending: false,
     };
     tokio::spawn(feed.run(prelude, tx, watch));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
@@ -227,27 +241,20 @@ fn stream_response(format: Format, body: Body, start: Option<(&str, u64)>) -> Re
     response
 }
 
-/// RIFF/WAVE header for an endless 44.1 kHz 16-bit stereo stream: the RIFF
-/// and data sizes are 0xFFFFFFFF, the "unknown length" players accept for
-/// streamed WAV (a real size would make them stop after that many bytes).
+/// RIFF/WAVE header for an endless stream: sizes of "unknown length".
 fn wav_header() -> Bytes {
-    let channels = crate::CHANNELS;
-    let rate = crate::SAMPLE_RATE;
-    let block_align = channels * 2;
-    let mut h = Vec::with_capacity(44);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    h.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&rate.to_le_bytes());
-    h.extend_from_slice(&(rate * u32::from(block_align)).to_le_bytes());
-    h.extend_from_slice(&block_align.to_le_bytes());
-    h.extend_from_slice(&16u16.to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&u32::MAX.to_le_bytes());
-    Bytes::from(h)
+    Bytes::copy_from_slice(&crate::audio::wav::header(None))
+}
+
+/// How long a timed stream's last pieces wait for a player that stopped
+/// reading: the session has already let go, only this task holds on.
+const ENDING_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn reserve_before_giving_up(body: &mpsc::Sender<Bytes>) -> Option<mpsc::Permit<'_, Bytes>> {
+    tokio::time::timeout(ENDING_GRACE, body.reserve())
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 /// Moves one listener's chunks from its queue to its response body.
@@ -258,6 +265,9 @@ struct Feed {
     /// Keeps the session encoding this listener's Opus bitrate.
     _lane: Option<Arc<LaneUse>>,
     hub: Arc<Hub>,
+    /// The timer ran out: the session has queued its last chunks and let
+    /// go of the queue, which is read to its end instead of cut.
+    ending: bool,
 }
 
 impl Feed {
@@ -307,8 +317,13 @@ impl Feed {
         loop {
             let chunk = tokio::select! {
                 biased;
-                reason = &mut self.listener.kicked => {
-                    self.log_kick(reason.unwrap_or(CloseReason::Shutdown));
+                reason = &mut self.listener.kicked, if !self.ending => {
+                    let reason = reason.unwrap_or(CloseReason::Shutdown);
+                    if reason == CloseReason::Ended {
+                        self.ending = true;
+                        continue;
+                    }
+                    self.log_kick(reason);
                     return None;
                 }
                 () = body.closed() => return None,
@@ -343,14 +358,24 @@ impl Feed {
     /// player that stopped reading leaves a full body queue, and the
     /// session's verdict must end the wait. Returns false to stop.
     async fn pass(&mut self, body: &mpsc::Sender<Bytes>, bytes: Bytes) -> bool {
-        tokio::select! {
-            biased;
-            reason = &mut self.listener.kicked => {
-                self.log_kick(reason.unwrap_or(CloseReason::Shutdown));
-                false
+        let permit = if self.ending {
+            reserve_before_giving_up(body).await
+        } else {
+            tokio::select! {
+                biased;
+                reason = &mut self.listener.kicked => {
+                    let reason = reason.unwrap_or(CloseReason::Shutdown);
+                    if reason != CloseReason::Ended {
+                        self.log_kick(reason);
+                        return false;
+                    }
+                    self.ending = true;
+                    reserve_before_giving_up(body).await
+                }
+                permit = body.reserve() => permit.ok(),
             }
-            sent = body.send(bytes) => sent.is_ok(),
-        }
+        };
+        permit.map(|p| p.send(bytes)).is_some()
     }
 
     fn log_kick(&self, reason: CloseReason) {

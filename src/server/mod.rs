@@ -4,6 +4,7 @@
 pub mod accept;
 pub mod api;
 pub mod client;
+pub mod download;
 pub mod listen;
 pub mod peer;
 pub mod protocol;
@@ -54,11 +55,18 @@ struct AppState {
     allowed_origins: Arc<[String]>,
     timeouts: ws::Timeouts,
     status: api::StatusOptions,
+    downloads: download::Downloads,
 }
 
 impl axum::extract::FromRef<AppState> for api::StatusOptions {
     fn from_ref(state: &AppState) -> Self {
         state.status
+    }
+}
+
+impl axum::extract::FromRef<AppState> for download::Downloads {
+    fn from_ref(state: &AppState) -> Self {
+        state.downloads.clone()
     }
 }
 
@@ -112,6 +120,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         status: api::StatusOptions {
             paths: config.security.status_paths,
         },
+        downloads: download::Downloads::new(Arc::clone(&hub)),
     });
     let task = tokio::spawn(accept::serve(
         listener,
@@ -137,6 +146,9 @@ fn router(state: AppState) -> Router {
         .route("/ws/stream", get(stream))
         .route("/listen.opus", get(listen::opus))
         .route("/listen.wav", get(listen::wav))
+        .route("/download.wav", get(download::wav))
+        .route("/download.opus", get(download::opus))
+        .route("/download.mid", get(download::midi))
         .route("/api/status", get(api::status))
         .route("/api/metrics", get(api::metrics))
         .route("/metrics", get(api::prometheus))

@@ -24,6 +24,11 @@ pub enum ClientMessage {
         t: f64,
     },
     Stats(ClientStats),
+    /// End the stream after this many seconds, fading out (the page's
+    /// timer); `None` (JSON null) cancels it.
+    Timer {
+        seconds: Option<f64>,
+    },
 }
 
 /// What the browser player reports about its own playback.
@@ -60,7 +65,7 @@ impl ProtocolError {
     }
 }
 
-const TYPES: &str = "control, ping, stats";
+const TYPES: &str = "control, ping, stats, timer";
 
 pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     let value: Value = serde_json::from_str(text)
@@ -101,6 +106,20 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
             Ok(ClientMessage::Ping { t })
         }
         "stats" => parse_stats(&obj).map(ClientMessage::Stats),
+        "timer" => {
+            only_fields(&obj, &["type", "seconds"])?;
+            let seconds = match obj.get("seconds") {
+                None => {
+                    return Err(ProtocolError::new(
+                        ErrorCode::InvalidParams,
+                        "a timer message needs \"seconds\": how long until the music ends, or null to cancel",
+                    ))
+                }
+                Some(Value::Null) => None,
+                Some(v) => Some(finite(v, "seconds", "a number of seconds, or null")?),
+            };
+            Ok(ClientMessage::Timer { seconds })
+        }
         other => Err(ProtocolError::new(
             ErrorCode::UnknownType,
             format!(
@@ -249,6 +268,16 @@ mod tests {
         };
         assert_eq!(s.underruns, Some(2));
         assert_eq!(s.latency_ms, Some(410.5));
+        assert_eq!(
+            parse(r#"{"type":"timer","seconds":900}"#).unwrap(),
+            ClientMessage::Timer {
+                seconds: Some(900.0)
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"timer","seconds":null}"#).unwrap(),
+            ClientMessage::Timer { seconds: None }
+        );
     }
 
     #[test]
@@ -261,7 +290,13 @@ mod tests {
             (
                 r#"{"type":"dance"}"#,
                 ErrorCode::UnknownType,
-                "control, ping, stats",
+                "control, ping, stats, timer",
+            ),
+            (r#"{"type":"timer"}"#, ErrorCode::InvalidParams, "seconds"),
+            (
+                r#"{"type":"timer","seconds":"soon"}"#,
+                ErrorCode::InvalidParams,
+                "seconds must be",
             ),
             (r#"{"type":"control"}"#, ErrorCode::InvalidParams, "params"),
             (

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
 use crate::music::params::{control, control_names};
 use crate::music::Params;
+use crate::stream::session::{TimerError, MAX_TIMER_SECONDS};
 use crate::stream::Resume;
 use crate::wire::WireFormat;
 
@@ -14,6 +15,8 @@ pub struct StreamRequest {
     pub room: Option<String>,
     pub params: Params,
     pub preset: Option<String>,
+    /// Seconds after which the stream fades out and ends (`duration=`).
+    pub duration: Option<f64>,
     pub resume: Option<Resume>,
 }
 
@@ -26,7 +29,7 @@ const MAX_FROM: u64 = 24 * 3600 * 10;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
-    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, resume, from", names = control_names())]
+    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, duration, resume, from", names = control_names())]
     Unknown(String),
     #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
     Format(String),
@@ -38,6 +41,10 @@ pub enum QueryError {
     Room(String),
     #[error(transparent)]
     Params(#[from] ChangeError),
+    #[error("duration must be a number of seconds from 1 to {max}, got \"{0}\"", max = MAX_TIMER_SECONDS)]
+    Duration(String),
+    #[error("{}", TimerError::Room)]
+    DurationInRoom,
     #[error(
         "resume must be 1–{MAX_TOKEN_LEN} hexadecimal digits (the token from `hello`), got \"{0}\""
     )]
@@ -53,6 +60,7 @@ impl StreamRequest {
     pub fn parse(query: &HashMap<String, String>) -> Result<Self, QueryError> {
         let mut format = WireFormat::Binary;
         let mut room = None;
+        let mut duration = None;
         let mut token = None;
         let mut from = None;
         let mut change = ParamChange::default();
@@ -76,6 +84,15 @@ impl StreamRequest {
                     }
                     room = Some(value.clone());
                 }
+                "duration" => {
+                    duration = Some(
+                        value
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|s| (1.0..=MAX_TIMER_SECONDS).contains(s))
+                            .ok_or_else(|| QueryError::Duration(clip(value)))?,
+                    );
+                }
                 "resume" => {
                     let ok = !value.is_empty()
                         && value.len() <= MAX_TOKEN_LEN
@@ -93,6 +110,9 @@ impl StreamRequest {
                 other => return Err(QueryError::Unknown(clip(other))),
             }
         }
+        if duration.is_some() && room.is_some() {
+            return Err(QueryError::DurationInRoom);
+        }
         let (params, preset) = change.resolve()?;
         let resume = match (token, from) {
             (Some(token), Some(from)) => Some(Resume { token, from }),
@@ -104,6 +124,7 @@ impl StreamRequest {
             room,
             params,
             preset: preset.map(|p| p.name.to_string()),
+            duration,
             resume,
         })
     }
@@ -151,6 +172,8 @@ pub(crate) mod tests {
         assert_eq!(r.params.bpm, 80.0);
         assert_eq!(r.params.seed, 42);
         assert_eq!(r.params.key.to_string(), "F#");
+        let r = StreamRequest::parse(&q(&[("duration", "1800")])).unwrap();
+        assert_eq!(r.duration, Some(1800.0));
     }
 
     #[test]
@@ -163,6 +186,9 @@ pub(crate) mod tests {
             (vec![("seed", "-1")], "whole number"),
             (vec![("room", "a b")], "letters"),
             (vec![("preset", "disco")], "focus"),
+            (vec![("duration", "0")], "1 to 86400"),
+            (vec![("duration", "soon")], "seconds"),
+            (vec![("duration", "60"), ("room", "a")], "shared"),
             (vec![("resume", "zz"), ("from", "1")], "hexadecimal"),
             (vec![("resume", "ab"), ("from", "-1")], "chunk number"),
             (vec![("resume", "ab"), ("from", "864001")], "chunk number"),

@@ -101,6 +101,14 @@ pub async fn run(
             return;
         }
     };
+    if let Some(seconds) = request.duration {
+        let from = Some(listener.info.next_seq);
+        if let Ok(Err(e)) = listener.session.set_timer(from, seconds).await {
+            let _ = close(&mut sink, 1008, &e.to_string()).await;
+            listener.leave().await;
+            return;
+        }
+    }
     let hello = hello(&listener, &request);
     let (replies_tx, replies_rx) = mpsc::channel(REPLY_QUEUE);
     let session = listener.session.clone();
@@ -176,7 +184,7 @@ async fn write_loop(
                 if reason == CloseReason::TooSlow {
                     tracing::info!(listener = listener.id, "closing a listener that stopped reading");
                 }
-                if reason == CloseReason::Shutdown {
+                if reason != CloseReason::TooSlow {
                     // The session's last chunks are its fade-out: deliver
                     // them before the close (bounded: the queue is).
                     while let Some(msg) = listener.queue.try_recv().ok().and_then(|o| message(o, format)) {
@@ -307,6 +315,7 @@ impl Client {
             Ok(ClientMessage::Control { change, key }) => {
                 self.on_control(change, key.as_deref()).await?
             }
+            Ok(ClientMessage::Timer { seconds }) => self.on_timer(seconds).await?,
         };
         Ok(reply)
     }
@@ -354,6 +363,22 @@ impl Client {
             ));
         }
         Ok(match self.session.control(change).await? {
+            Ok(_) => None,
+            Err(e) => {
+                Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))
+            }
+        })
+    }
+}
+
+impl Client {
+    /// A timer that takes has no reply: the stream's end is its answer.
+    async fn on_timer(&self, seconds: Option<f64>) -> Result<Option<String>, SessionEnded> {
+        let answer = match seconds {
+            Some(s) => self.session.set_timer(None, s).await?.map(drop),
+            None => self.session.cancel_timer().await?,
+        };
+        Ok(match answer {
             Ok(_) => None,
             Err(e) => {
                 Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))

@@ -141,6 +141,16 @@ impl OpusLanes {
     /// still in use. A lane whose encoder fails is closed, so its listeners
     /// find no page and end their streams; the session itself goes on.
     pub fn encode(&mut self, pcm: &[i16]) -> Vec<OpusPage> {
+        self.encode_with(pcm, false)
+    }
+
+    /// As [`OpusLanes::encode`], for a stream's last chunk: its pages carry
+    /// Ogg's end-of-stream flag, so a player knows the ending is meant.
+    pub fn encode_last(&mut self, pcm: &[i16]) -> Vec<OpusPage> {
+        self.encode_with(pcm, true)
+    }
+
+    fn encode_with(&mut self, pcm: &[i16], last: bool) -> Vec<OpusPage> {
         self.prune();
         let Some(resampler) = self.resampler.as_mut() else {
             return Vec::new();
@@ -153,7 +163,7 @@ impl OpusLanes {
         }
         let mut pages = Vec::with_capacity(self.lanes.len());
         let pcm48 = &self.pcm48;
-        self.lanes.retain_mut(|lane| match lane.encoder.encode_chunk(pcm48) {
+        self.lanes.retain_mut(|lane| match lane.encoder.encode_chunk_with(pcm48, last) {
             Ok(page) => {
                 pages.push(OpusPage {
                     kbps: lane.encoder.bitrate_kbps(),

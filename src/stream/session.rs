@@ -40,6 +40,8 @@ pub enum CloseReason {
     /// The listener's queue filled: it is not reading fast enough.
     TooSlow,
     Shutdown,
+    /// The listener's timer ran out and the music has faded to silence.
+    Ended,
 }
 
 impl CloseReason {
@@ -47,6 +49,7 @@ impl CloseReason {
         match self {
             CloseReason::TooSlow => 1008,
             CloseReason::Shutdown => 1001,
+            CloseReason::Ended => 1000,
         }
     }
 
@@ -54,6 +57,7 @@ impl CloseReason {
         match self {
             CloseReason::TooSlow => "listener too slow: its queue of unsent audio is full",
             CloseReason::Shutdown => "server shutting down",
+            CloseReason::Ended => "timer ended: the requested duration has played",
         }
     }
 }
@@ -64,6 +68,37 @@ impl CloseReason {
 pub struct ControlAck {
     pub state: ParamsState,
     pub applies_at_seq: u64,
+}
+
+/// Longest timer: a day. Longer is no timer at all.
+pub const MAX_TIMER_SECONDS: f64 = 86_400.0;
+/// How long before its end a timed stream starts to fade (half a shorter
+/// timer): every note is released, as at the end of `render --tail`, and
+/// the level sinks to silence while the reverb rings out.
+pub const TIMER_FADE_SECONDS: f64 = 10.0;
+
+/// Answer to a timer: the chunk after the stream's last one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerAck {
+    pub end_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TimerError {
+    #[error("duration must be a number of seconds from 1 to {MAX_TIMER_SECONDS}, got {0}")]
+    Seconds(f64),
+    #[error("a room's music is shared: a timer would end it for everyone; listen without a room to use one")]
+    Room,
+    #[error("the music is already fading out to its end")]
+    Fading,
+}
+
+/// When a timed stream releases its notes and when it ends, in chunks.
+#[derive(Debug, Clone, Copy)]
+struct Timer {
+    release_seq: u64,
+    end_seq: u64,
+    released: bool,
 }
 
 /// What a new listener learns when it joins.
@@ -119,6 +154,14 @@ pub(super) enum Command {
     Opus {
         kbps: u32,
         reply: oneshot::Sender<Result<OpusSubscription, SubscribeError>>,
+    },
+    Timer {
+        from_seq: Option<u64>,
+        seconds: f64,
+        reply: oneshot::Sender<Result<TimerAck, TimerError>>,
+    },
+    CancelTimer {
+        reply: oneshot::Sender<Result<(), TimerError>>,
     },
 }
 
@@ -184,6 +227,28 @@ impl SessionHandle {
         kbps: u32,
     ) -> Result<Result<OpusSubscription, SubscribeError>, SessionEnded> {
         self.request(|reply| Command::Opus { kbps, reply }).await
+    }
+
+    /// Ends the stream `seconds` after chunk `from_seq` (or the next chunk):
+    /// the last [`TIMER_FADE_SECONDS`] fade out on the music's tail, then
+    /// every listener is closed with [`CloseReason::Ended`]. A new timer
+    /// replaces the old one until the fade has begun.
+    pub async fn set_timer(
+        &self,
+        from_seq: Option<u64>,
+        seconds: f64,
+    ) -> Result<Result<TimerAck, TimerError>, SessionEnded> {
+        self.request(|reply| Command::Timer {
+            from_seq,
+            seconds,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes the timer, unless the fade has begun.
+    pub async fn cancel_timer(&self) -> Result<Result<(), TimerError>, SessionEnded> {
+        self.request(|reply| Command::CancelTimer { reply }).await
     }
 
     pub fn is_closed(&self) -> bool {
@@ -254,6 +319,8 @@ pub(super) fn spawn(
         pool: spec.pool,
         metrics: spec.metrics,
         opus: Some(OpusLanes::default()),
+        shared: spec.room.is_some(),
+        timer: None,
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -280,6 +347,9 @@ struct SessionTask {
     /// Encoders for HTTP Opus listeners; `None` only while lent to a render
     /// thread with the renderer.
     opus: Option<OpusLanes>,
+    /// A room's session: no timer, its music is everyone's.
+    shared: bool,
+    timer: Option<Timer>,
 }
 
 /// How long the fade is when the server shuts down (300 ms): a fade, not a
@@ -319,6 +389,11 @@ impl SessionTask {
                 () = tokio::time::sleep_until(due) => {
                     if !self.render_and_send(due).await {
                         break;
+                    }
+                    if self.timer.is_some_and(|t| self.seq >= t.end_seq) {
+                        for l in self.listeners.drain(..) {
+                            let _ = l.kick.send(CloseReason::Ended);
+                        }
                     }
                 }
             }
@@ -399,7 +474,49 @@ impl SessionTask {
                     .expect("encoders are home between chunks");
                 let _ = reply.send(opus.subscribe(kbps, self.seq));
             }
+            Command::Timer {
+                from_seq,
+                seconds,
+                reply,
+            } => {
+                let _ = reply.send(self.set_timer(from_seq, seconds));
+            }
+            Command::CancelTimer { reply } => {
+                let fading = self.timer.is_some_and(|t| t.released);
+                if !fading {
+                    self.timer = None;
+                }
+                let _ = reply.send(if fading {
+                    Err(TimerError::Fading)
+                } else {
+                    Ok(())
+                });
+            }
         }
+    }
+
+    fn set_timer(&mut self, from_seq: Option<u64>, seconds: f64) -> Result<TimerAck, TimerError> {
+        if !(1.0..=MAX_TIMER_SECONDS).contains(&seconds) {
+            return Err(TimerError::Seconds(seconds));
+        }
+        if self.shared {
+            return Err(TimerError::Room);
+        }
+        if self.timer.is_some_and(|t| t.released) {
+            return Err(TimerError::Fading);
+        }
+        let chunk_secs = CHUNK_DURATION.as_secs_f64();
+        let length = (seconds / chunk_secs).round() as u64;
+        let end_seq = (from_seq.unwrap_or(self.seq) + length).max(self.seq + 1);
+        // A short timer plays its first half before fading: released from
+        // the start, nothing would be heard.
+        let fade = ((TIMER_FADE_SECONDS / chunk_secs).round() as u64).min(length / 2);
+        self.timer = Some(Timer {
+            release_seq: end_seq.saturating_sub(fade).max(self.seq),
+            end_seq,
+            released: false,
+        });
+        Ok(TimerAck { end_seq })
     }
 
     /// How many of the kept chunks a listener resuming at `from` gets
@@ -466,6 +583,15 @@ impl SessionTask {
         let (Some(mut renderer), Some(mut opus)) = (self.renderer.take(), self.opus.take()) else {
             return false;
         };
+        let mut last = false;
+        if let Some(t) = self.timer.as_mut() {
+            if !t.released && self.seq >= t.release_seq {
+                t.released = true;
+                renderer.release();
+                renderer.fade_out((t.end_seq - self.seq) * CHUNK_FRAMES as u64);
+            }
+            last = self.seq + 1 >= t.end_seq;
+        }
         let job = move || {
             let started = std::time::Instant::now();
             let mut samples = Vec::with_capacity(CHUNK_FRAMES * 2);
@@ -473,7 +599,11 @@ impl SessionTask {
             let mut bytes = Vec::with_capacity(samples.len() * 2);
             pcm::to_le_bytes(&samples, &mut bytes);
             let took = started.elapsed();
-            let pages = opus.encode(&samples);
+            let pages = if last {
+                opus.encode_last(&samples)
+            } else {
+                opus.encode(&samples)
+            };
             (renderer, opus, bytes, pages, took)
         };
         let Ok((renderer, opus, bytes, pages, took)) = self.pool.run(due.into_std(), job).await

@@ -260,6 +260,72 @@ async fn shutdown_kicks_every_listener() {
     assert_eq!(hub.admit(None), Err(JoinError::ShuttingDown));
 }
 
+fn chunk_rms(c: &super::chunk::Chunk) -> f64 {
+    let sum: f64 = c
+        .pcm
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])).powi(2))
+        .sum();
+    (sum / (c.pcm.len() / 2) as f64).sqrt()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_fades_the_last_ten_seconds_then_ends_the_stream() {
+    let (hub, _) = tone_hub(20, 4);
+    let mut l = join(&hub, None).await;
+    let ack = l.session.set_timer(Some(0), 30.0).await.unwrap().unwrap();
+    assert_eq!(ack.end_seq, 300);
+    let mut rms = Vec::new();
+    while let Some(out) = l.queue.recv().await {
+        if let Outgoing::Chunk(c) = out {
+            assert_eq!(c.seq, rms.len() as u64, "no chunk lost or repeated");
+            rms.push(chunk_rms(&c));
+        }
+    }
+    assert_eq!(rms.len(), 300, "exactly the 30 s asked for");
+    assert_eq!((&mut l.kicked).await, Ok(CloseReason::Ended));
+    // Full level until the fade-out, which begins 10 s before the end and
+    // sinks, without a step, to silence.
+    let full = rms[190];
+    assert!(full > 2_000.0, "playing: {full}");
+    assert!(rms[199] > full * 0.95, "no fade before the last 10 s");
+    let fade = &rms[200..];
+    assert!(fade.windows(2).all(|w| w[1] <= w[0] * 1.01), "{fade:?}");
+    let last_second = rms[290..].iter().cloned().fold(0.0, f64::max);
+    assert!(
+        last_second < full / 30.0,
+        "last second {last_second} against {full}"
+    );
+    assert!(rms[299] < 5.0, "ends in silence: {}", rms[299]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_room_refuses_a_timer_and_a_fading_stream_keeps_its_end() {
+    let (hub, _) = tone_hub(20, 4);
+    let a = join(&hub, Some("lobby")).await;
+    let e = a.session.set_timer(None, 60.0).await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("shared"), "{e}");
+    let b = join(&hub, None).await;
+    for bad in [0.5, f64::NAN, 1e9] {
+        let e = b.session.set_timer(None, bad).await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("1 to 86400"), "{e}");
+    }
+    // A timer cancelled before its fade never ends the stream.
+    b.session.set_timer(Some(0), 1.0).await.unwrap().unwrap();
+    b.session.cancel_timer().await.unwrap().unwrap();
+    let mut b = b;
+    for _ in 0..15 {
+        next_chunk(&mut b).await;
+    }
+    // 1 s fades from its middle on, and then cannot be moved.
+    let ack = b.session.set_timer(None, 1.0).await.unwrap().unwrap();
+    while next_chunk(&mut b).await.seq + 4 < ack.end_seq {}
+    let e = b.session.set_timer(None, 600.0).await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("fading"), "{e}");
+    let e = b.session.cancel_timer().await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("fading"), "{e}");
+}
+
 /// Until `n` sessions wait for their listener: the session task takes its
 /// listener's departure in its own time (it may be rendering a chunk).
 async fn waiting(hub: &Hub, n: usize) {

@@ -10,4 +10,5 @@ pub mod fonts;
 pub mod loadtest;
 pub mod offline;
 pub mod presets;
+pub mod progress;
 pub mod soak;

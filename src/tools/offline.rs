@@ -24,32 +24,9 @@ use crate::soundfont::FontSet;
 use crate::stats::percentile;
 use crate::synth::{EngineError, EngineKind, EngineSettings};
 
-/// Frames in `bars` bars of 4/4 at `bpm`.
-pub fn bars_frames(bars: u32, bpm: f32) -> usize {
-    (f64::from(bars) * 4.0 * 60.0 / f64::from(bpm) * f64::from(crate::SAMPLE_RATE)).round() as usize
-}
-
-/// How much to render offline: the music, then its tail.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RenderLength {
-    pub bars: u32,
-    /// Seconds after the last bar: every note is released at the bar line and
-    /// rings out with the reverb; the last [`TAIL_FADE_SECONDS`] (or the whole
-    /// tail, if shorter) fade to digital silence. 0 stops at the bar line.
-    pub tail_seconds: f32,
-}
-
-/// The fade that ends a render's tail.
-pub const TAIL_FADE_SECONDS: f32 = 3.0;
-
-impl RenderLength {
-    pub fn bars(bars: u32) -> Self {
-        Self {
-            bars,
-            tail_seconds: 0.0,
-        }
-    }
-}
+pub use crate::pipeline::offline::{
+    bars_frames, OfflineRender, RenderLength, DEFAULT_TAIL_SECONDS, MAX_MINUTES, TAIL_FADE_SECONDS,
+};
 
 /// Renders the music and its tail as interleaved 16-bit stereo, handing the
 /// parts of the mix to `stems` when given.
@@ -60,32 +37,17 @@ pub fn render_pcm(
     engine: EngineKind,
     mut stems: Option<&mut dyn StemSink>,
 ) -> Result<Vec<i16>, EngineError> {
-    let mut renderer = Renderer::new(params.clone(), &EngineSource::new(engine, fonts))?;
-    let music = bars_frames(length.bars, params.bpm);
-    let sr = f64::from(crate::SAMPLE_RATE);
-    let tail = (f64::from(length.tail_seconds.max(0.0)) * sr).round() as usize;
-    let fade = tail.min((f64::from(TAIL_FADE_SECONDS) * sr) as usize);
-    let mut out = Vec::with_capacity((music + tail) * 2);
-    let mut render = |renderer: &mut Renderer, frames: usize| {
-        let mut done = 0;
-        while done < frames {
-            let n = CHUNK_FRAMES.min(frames - done);
-            let tap: Option<&mut dyn StemSink> = match stems {
-                Some(ref mut s) => Some(&mut **s),
-                None => None,
-            };
-            renderer.render_with(n, &mut out, tap);
-            done += n;
+    let mut render = OfflineRender::new(params, length, &EngineSource::new(engine, fonts))?;
+    let mut out = Vec::with_capacity(render.total_frames() * 2);
+    loop {
+        let tap: Option<&mut dyn StemSink> = match stems {
+            Some(ref mut s) => Some(&mut **s),
+            None => None,
+        };
+        if !render.next_piece(&mut out, tap) {
+            return Ok(out);
         }
-    };
-    render(&mut renderer, music);
-    if tail > 0 {
-        renderer.release();
-        render(&mut renderer, tail - fade);
-        renderer.fade_out(fade as u64);
-        render(&mut renderer, fade);
     }
-    Ok(out)
 }
 
 /// The events of the same `bars` bars, for the MIDI export.
@@ -614,6 +576,10 @@ pub struct RenderArgs {
     /// Number of 4/4 bars (8 bars at 60 BPM = 32 s).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
     bars: u32,
+    /// Minutes of music instead of bars (the whole bars nearest to it, up to
+    /// 60): what /download.wav?minutes= serves for the same parameters.
+    #[arg(long, conflicts_with = "bars", value_parser = parse_render_minutes)]
+    minutes: Option<f64>,
     /// Output WAV file.
     #[arg(short, long)]
     output: PathBuf,
@@ -623,7 +589,7 @@ pub struct RenderArgs {
     /// Seconds after the last bar in which every note is released and rings
     /// out with the reverb, the last 3 s fading to silence (0: stop at the
     /// bar line).
-    #[arg(long, default_value_t = 6.0, value_parser = parse_tail)]
+    #[arg(long, default_value_t = DEFAULT_TAIL_SECONDS, value_parser = parse_tail)]
     tail: f32,
     /// Also write each layer (piano, pad) as WAVs in this directory, dry
     /// (`piano-dry.wav`) and with reverb (`piano.wav`), aligned with the mix.
@@ -643,17 +609,39 @@ fn parse_tail(s: &str) -> Result<f32, String> {
     }
 }
 
+fn parse_render_minutes(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= MAX_MINUTES => Ok(v),
+        _ => Err(format!(
+            "expected minutes more than 0 and at most {MAX_MINUTES}, got {s:?}"
+        )),
+    }
+}
+
 pub fn render_command(args: RenderArgs) -> anyhow::Result<()> {
     let params = args.music.params()?;
     let fonts = args.fonts.load();
     let started = Instant::now();
+    let bars = args
+        .minutes
+        .map_or(args.bars, |m| RenderLength::minutes(m, params.bpm).bars);
     let length = RenderLength {
-        bars: args.bars,
+        bars,
         tail_seconds: args.tail,
     };
     let mut stems = args.stems.as_deref().map(Stems::create).transpose()?;
-    let tap = stems.as_mut().map(|s| s as &mut dyn StemSink);
-    let pcm = render_pcm(&params, length, &fonts, args.engine, tap)?;
+    let source = EngineSource::new(args.engine, &fonts);
+    let mut job = OfflineRender::new(&params, length, &source)?;
+    let mut pcm = Vec::with_capacity(job.total_frames() * 2);
+    let mut progress = super::progress::Progress::new("rendering", job.total_frames());
+    loop {
+        let tap = stems.as_mut().map(|s| s as &mut dyn StemSink);
+        if !job.next_piece(&mut pcm, tap) {
+            break;
+        }
+        progress.set(job.frames_done());
+    }
+    progress.finish();
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
     crate::audio::wav::write_wav(std::io::BufWriter::new(file), &pcm)?;
@@ -674,7 +662,7 @@ pub fn render_command(args: RenderArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(path) = &args.midi {
-        let bytes = render_midi(&params, args.bars)?;
+        let bytes = render_midi(&params, bars)?;
         std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
