@@ -2,6 +2,7 @@
 //! /metrics and the embedded web player.
 
 pub mod api;
+pub mod icecast;
 pub mod listen;
 pub mod protocol;
 pub mod query;
@@ -38,6 +39,8 @@ pub struct ServerConfig {
     /// from using a visitor's browser against this server.
     pub allowed_origins: Vec<String>,
     pub timeouts: ws::Timeouts,
+    /// Rooms pushed to Icecast from start to shutdown (`--icecast`).
+    pub icecast: Vec<icecast::IcecastTarget>,
 }
 
 /// What every request handler shares.
@@ -91,6 +94,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let hub = Hub::new(config.hub, config.render_threads, shutdown.clone());
+    icecast::spawn(&hub, &config.icecast);
     let app = router(AppState {
         hub: Arc::clone(&hub),
         allowed_origins: config.allowed_origins.into(),

@@ -32,6 +32,7 @@ pub fn config() -> ServerConfig {
         render_threads: 2,
         allowed_origins: Vec::new(),
         timeouts: auralis::server::ws::Timeouts::default(),
+        icecast: Vec::new(),
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
