@@ -31,7 +31,7 @@ async fn measure_http_streaming() {
     let exe = Path::new(env!("CARGO_BIN_EXE_auralis"));
     let args = ["--max-listeners", "5000", "--queue-chunks", "20"].map(String::from);
     let (mut child, addr) =
-        auralis::loadtest::spawn_server_at(exe, &args).expect("the server starts");
+        auralis::tools::loadtest::spawn_server_at(exe, &args).expect("the server starts");
     let pid = child.id();
 
     // 1. Bandwidth and time to first byte, three fresh sessions at once.
@@ -229,7 +229,7 @@ async fn meter(addr: std::net::SocketAddr, path: String, dur: Duration, keep: bo
 async fn get_json_at(addr: std::net::SocketAddr, path: &str) -> serde_json::Value {
     let (_, body) = tokio::time::timeout(
         Duration::from_secs(10),
-        auralis::loadtest::http_get(addr, path),
+        auralis::tools::loadtest::http_get(addr, path),
     )
     .await
     .unwrap()

@@ -10,7 +10,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use auralis::audio::CHUNK_FRAMES;
 use auralis::music::Params;
 use auralis::pipeline::{EngineSource, Renderer};
-use auralis::synth::{EngineKind, FontSet};
+use auralis::soundfont::FontSet;
+use auralis::synth::EngineKind;
 
 /// Past the 1.5 s fade-in and into the first chords, so the chunks measured
 /// are the steady state a listener hears.

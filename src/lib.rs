@@ -6,15 +6,15 @@
 //! listeners, and [`server`] speaks HTTP and WebSocket.
 
 pub mod audio;
-pub mod loadtest;
 pub mod music;
-pub mod offline;
 pub mod pipeline;
 pub mod rss;
 pub mod server;
-pub mod soak;
+pub mod soundfont;
 pub mod stream;
 pub mod synth;
+#[cfg(feature = "tools")]
+pub mod tools;
 pub mod wire;
 
 /// Every stage runs at one rate, so event times are plain frame counts.

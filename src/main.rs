@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use auralis::music::change::{ParamChange, RawValue};
 use auralis::music::params::{Domain, CONTROLS};
 use auralis::music::{Params, PRESETS};
-use auralis::offline;
-use auralis::synth::{EngineKind, FontSet};
+use auralis::soundfont::FontSet;
+use auralis::synth::EngineKind;
+use auralis::tools::offline;
 
 #[derive(Parser)]
 #[command(
@@ -474,13 +475,13 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
                     extra.extend([flag.to_string(), p.display().to_string()]);
                 }
             }
-            let (c, addr) = auralis::loadtest::spawn_server(&extra)?;
+            let (c, addr) = auralis::tools::loadtest::spawn_server(&extra)?;
             let pid = c.id();
             child = Some(c);
             (addr, Some(pid))
         }
     };
-    let config = auralis::loadtest::LoadtestConfig {
+    let config = auralis::tools::loadtest::LoadtestConfig {
         addr,
         listeners: args.listeners as usize,
         duration: std::time::Duration::from_secs(args.seconds),
@@ -488,7 +489,7 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
         ramp: std::time::Duration::from_secs_f64(args.ramp.clamp(0.0, 600.0)),
         server_pid: pid,
     };
-    let report = tokio::runtime::Runtime::new()?.block_on(auralis::loadtest::run(&config));
+    let report = tokio::runtime::Runtime::new()?.block_on(auralis::tools::loadtest::run(&config));
     if let Some(mut c) = child {
         let _ = c.kill();
         let _ = c.wait();
@@ -501,7 +502,7 @@ fn soak(args: SoakArgs) -> Result<()> {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
-    let report = auralis::soak::run(
+    let report = auralis::tools::soak::run(
         &fonts,
         args.sessions as usize,
         args.hours.clamp(0.001, 1000.0),
@@ -746,7 +747,7 @@ fn presets(json: bool) -> Result<()> {
 }
 
 fn soundfont(action: SoundfontCommand) -> Result<()> {
-    use auralis::synth::salamander;
+    use auralis::soundfont::salamander;
     let SoundfontCommand::BuildSalamander {
         samples,
         output,
@@ -784,8 +785,9 @@ fn soundfont(action: SoundfontCommand) -> Result<()> {
             layer.gain_db,
         );
     }
-    if auralis::synth::fluidsynth_check::installed() {
-        let complaints = auralis::synth::fluidsynth_check::complaints(&output, 0, &[21, 60, 108])?;
+    if auralis::soundfont::fluidsynth_check::installed() {
+        let complaints =
+            auralis::soundfont::fluidsynth_check::complaints(&output, 0, &[21, 60, 108])?;
         if complaints.is_empty() {
             eprintln!("the fluidsynth command plays it without complaint");
         } else {

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use auralis::music::{Composer, Event, Params, PIANO_CHANNEL};
 use auralis::pipeline::{EngineSource, Renderer};
-use auralis::synth::soundfonts::load_file;
-use auralis::synth::{build_engine, Engine, EngineKind, EngineSettings, FontSet, FontSource};
+use auralis::soundfont::discovery::load_file;
+use auralis::soundfont::{FontSet, FontSource};
+use auralis::synth::{build_engine, Engine, EngineKind, EngineSettings};
 
 const FLUID_R3: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 const RATE: f64 = 44_100.0;

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::Command;
 
 use auralis::music::{Composer, EventKind, Params, PAD_CHANNEL, PIANO_CHANNEL};
-use auralis::synth::{Engine, EngineSettings, FontSet, FontSource, RustyEngine};
+use auralis::soundfont::{FontSet, FontSource};
+use auralis::synth::{Engine, EngineSettings, RustyEngine};
 
 fn auralis(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_auralis"))
@@ -235,7 +236,7 @@ fn a_bad_soundfont_file_is_reported_and_skipped() {
     let not_sf2 = dir.path().join("notes.sf2");
     std::fs::write(&not_sf2, b"this is not a soundfont").unwrap();
     let truncated = dir.path().join("truncated.sf2");
-    let mut bytes = auralis::synth::builtin_font::builtin_font_bytes();
+    let mut bytes = auralis::soundfont::builtin_font::builtin_font_bytes();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&truncated, bytes).unwrap();
     let missing = dir.path().join("missing.sf2");

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use auralis::synth::fluidsynth_check;
-use auralis::synth::salamander::{
+use auralis::soundfont::discovery::{load_file, FontSource};
+use auralis::soundfont::fluidsynth_check;
+use auralis::soundfont::salamander::{
     build_font, installed_paths, write_font, SALAMANDER_ATTRIBUTION, SALAMANDER_FILE_NAME,
 };
-use auralis::synth::soundfonts::{load_file, FontSource};
 use rustysynth::{SoundFont, Synthesizer, SynthesizerSettings};
 
 const RATE: i32 = 44_100;

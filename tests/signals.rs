@@ -12,8 +12,9 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn sigterm_closes_listeners_with_1001_and_exits_0() {
     let exe = std::path::Path::new(env!("CARGO_BIN_EXE_auralis"));
-    let (mut child, addr) = auralis::loadtest::spawn_server_at(exe, &["--builtin-font".into()])
-        .expect("the server starts and says where it listens");
+    let (mut child, addr) =
+        auralis::tools::loadtest::spawn_server_at(exe, &["--builtin-font".into()])
+            .expect("the server starts and says where it listens");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/stream"))
         .await
         .unwrap();

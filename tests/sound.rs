@@ -8,11 +8,12 @@
 use auralis::audio::leveller::TARGET_LUFS;
 use auralis::audio::loudness::measure_i16;
 use auralis::music::{Params, PRESETS};
-use auralis::offline::{self, RenderLength, SoundCheck};
 use auralis::pipeline::calibration::Role;
 use auralis::pipeline::stems::Stems;
 use auralis::pipeline::{EngineSource, Renderer};
-use auralis::synth::{EngineKind, FontSet};
+use auralis::soundfont::FontSet;
+use auralis::synth::EngineKind;
+use auralis::tools::offline::{self, RenderLength, SoundCheck};
 
 const FLUID_R3: &str = "/usr/share/sounds/sf2/FluidR3_GM.sf2";
 const LENGTH: RenderLength = RenderLength {

@@ -14,7 +14,8 @@ use crate::audio::{pcm, DcBlocker, Fade, Leveller, Reverb, ReverbSettings, SoftL
 use crate::music::{Composer, Event, EventKind, Frame, Params, PIANO_CHANNEL};
 use std::sync::Arc;
 
-use crate::synth::{build_engine, Engine, EngineError, EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{build_engine, Engine, EngineError, EngineKind, EngineSettings};
 use calibration::Role;
 use layer::Layer;
 

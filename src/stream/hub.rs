@@ -16,7 +16,8 @@ use super::session::{
 };
 use crate::music::Params;
 use crate::pipeline::{EngineFactory, EngineSource, Renderer};
-use crate::synth::{EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{EngineKind, EngineSettings};
 
 #[derive(Clone)]
 pub struct HubConfig {

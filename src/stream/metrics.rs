@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::offline::percentile;
+use crate::tools::offline::percentile;
 
 /// Samples kept per window: enough for stable p99s over the last minutes.
 const WINDOW: usize = 4_096;

@@ -14,7 +14,8 @@ use crate::audio::CHUNK_FRAMES;
 use crate::music::change::ParamChange;
 use crate::music::Params;
 use crate::pipeline::EngineFactory;
-use crate::synth::{Engine, EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{Engine, EngineKind, EngineSettings};
 
 /// What the test engine saw, shared with the test.
 #[derive(Default)]

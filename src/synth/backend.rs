@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::engine::{Engine, EngineSettings};
 use super::rusty::RustyEngine;
-use super::soundfonts::FontSet;
+use crate::soundfont::FontSet;
 
 /// The backends Auralis knows. `Fluidsynth` exists even in builds without the
 /// `fluidsynth` feature so that asking for it gives a message about how to

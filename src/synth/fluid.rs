@@ -14,10 +14,10 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use super::builtin_font;
 use super::engine::{Engine, EngineSettings};
-use super::soundfonts::{FontSet, LoadedFont};
 use crate::music::PIANO_CHANNEL;
+use crate::soundfont::builtin_font;
+use crate::soundfont::{FontSet, LoadedFont};
 
 mod ffi {
     use std::marker::{PhantomData, PhantomPinned};

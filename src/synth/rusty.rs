@@ -6,8 +6,8 @@ use std::sync::Arc;
 use rustysynth::{Synthesizer, SynthesizerSettings};
 
 use super::engine::{Engine, EngineSettings};
-use super::soundfonts::FontSet;
 use crate::music::PIANO_CHANNEL;
+use crate::soundfont::FontSet;
 
 /// Frames rendered per call into the scratch buffers; any request is split
 /// into pieces of at most this size so nothing is allocated on the audio path.

@@ -6,8 +6,9 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use auralis::server::{RunningServer, ServerConfig};
+use auralis::soundfont::FontSet;
 use auralis::stream::HubConfig;
-use auralis::synth::{EngineSettings, FontSet};
+use auralis::synth::EngineSettings;
 use auralis::wire::BinaryHeader;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -133,7 +134,7 @@ pub async fn send_json(ws: &mut Ws, v: Value) {
 
 /// A plain HTTP/1.1 GET: (status, body).
 pub async fn http_get(server: &RunningServer, path: &str) -> (u16, String) {
-    tokio::time::timeout(WAIT, auralis::loadtest::http_get(server.addr, path))
+    tokio::time::timeout(WAIT, auralis::tools::loadtest::http_get(server.addr, path))
         .await
         .expect("response in time")
         .expect("an HTTP response")

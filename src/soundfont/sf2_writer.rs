@@ -1201,7 +1201,7 @@ pub(crate) mod tests {
     /// Asks the `fluidsynth` command about one note of `program`; `None`
     /// when the command is not installed, so the check is skipped.
     pub(crate) fn fluidsynth_complaints(sf2: &[u8], program: u8, key: u8) -> Option<Vec<String>> {
-        if !crate::synth::fluidsynth_check::installed() {
+        if !crate::soundfont::fluidsynth_check::installed() {
             return None;
         }
         let path = std::env::temp_dir().join(format!(
@@ -1210,7 +1210,7 @@ pub(crate) mod tests {
             sf2.len()
         ));
         std::fs::write(&path, sf2).unwrap();
-        let complaints = crate::synth::fluidsynth_check::complaints(&path, program, &[key]);
+        let complaints = crate::soundfont::fluidsynth_check::complaints(&path, program, &[key]);
         let _ = std::fs::remove_file(&path);
         Some(complaints.unwrap())
     }

@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::audio::CHUNK_FRAMES;
 use crate::music::{Params, PRESETS};
 use crate::pipeline::{EngineSource, Renderer};
-use crate::synth::{EngineKind, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::EngineKind;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SoakReport {

@@ -15,7 +15,8 @@ use crate::music::{Composer, Event, Params};
 use crate::pipeline::calibration::Role;
 use crate::pipeline::stems::Stems;
 use crate::pipeline::{EngineSource, Renderer, StemSink};
-use crate::synth::{EngineError, EngineKind, EngineSettings, FontSet};
+use crate::soundfont::FontSet;
+use crate::synth::{EngineError, EngineKind, EngineSettings};
 
 /// Frames in `bars` bars of 4/4 at `bpm`.
 pub fn bars_frames(bars: u32, bpm: f32) -> usize {
@@ -372,7 +373,7 @@ fn run_fluidsynth_command(
             Some(path) => path.clone(),
             None => {
                 let path = dir.join("builtin.sf2");
-                std::fs::write(&path, crate::synth::builtin_font::builtin_font_bytes())
+                std::fs::write(&path, crate::soundfont::builtin_font::builtin_font_bytes())
                     .map_err(|e| e.to_string())?;
                 path
             }

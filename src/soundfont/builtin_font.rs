@@ -17,7 +17,7 @@
 
 use std::f64::consts::{PI, TAU};
 
-use crate::synth::sf2_writer::{
+use crate::soundfont::sf2_writer::{
     absolute_cents, centibels, timecents, GeneratorKind as G, SampleMode, SampleSpec, Sf2Error,
     SoundFontBuilder, Zone,
 };
@@ -855,7 +855,7 @@ mod tests {
     fn fluidsynth_accepts_the_font_when_installed() {
         for program in PROGRAMS {
             let Some(complaints) =
-                crate::synth::sf2_writer::tests::fluidsynth_complaints(bytes(), program, 60)
+                crate::soundfont::sf2_writer::tests::fluidsynth_complaints(bytes(), program, 60)
             else {
                 return;
             };
