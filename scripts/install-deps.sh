@@ -23,6 +23,8 @@ if ! $build_only; then
   # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
   # tests/listen.rs decodes the Opus and WAV streams with it.
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+  # tests/icecast.rs runs an Icecast origin and relay and pushes a room to them.
+  command -v icecast2 >/dev/null 2>&1 || need+=(icecast2)
   # The SF2 writer's tests also check that the fluidsynth command loads our fonts.
   command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
   # FluidR3_GM: tests/fluidsynth.rs compares the engines on it.

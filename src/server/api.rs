@@ -101,7 +101,8 @@ fn pushes_prometheus(hub: &Hub) -> String {
     if pushes.is_empty() {
         return out;
     }
-    let families: [(&str, &str, &str, fn(&PushStatus) -> u64); 4] = [
+    type Read = fn(&PushStatus) -> u64;
+    let families: [(&str, &str, &str, Read); 4] = [
         (
             "icecast_connected",
             "gauge",
