@@ -80,7 +80,7 @@ fn icecast(config: &Path, log: &Path) -> Running {
 /// Icecast's status as JSON, or `None` while it does not answer.
 async fn status(port: u16) -> Option<Value> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let (code, body) = auralis::loadtest::http_get(addr, "/status-json.xsl")
+    let (code, body) = auralis::tools::loadtest::http_get(addr, "/status-json.xsl")
         .await
         .ok()?;
     (code == 200).then(|| serde_json::from_str(&body).ok())?
@@ -115,7 +115,7 @@ async fn until(port: u16, what: &str, ready: impl Fn(&Value) -> bool) -> Duratio
 }
 
 async fn auralis_pushes(addr: SocketAddr) -> Value {
-    let (code, body) = auralis::loadtest::http_get(addr, "/api/status")
+    let (code, body) = auralis::tools::loadtest::http_get(addr, "/api/status")
         .await
         .unwrap();
     assert_eq!(code, 200);
@@ -217,7 +217,7 @@ async fn a_room_reaches_relay_listeners_and_survives_an_origin_restart() {
     let password_file = dir.path().join("source-password");
     std::fs::write(&password_file, format!("{SOURCE_PASSWORD}\n")).unwrap();
     let exe = Path::new(env!("CARGO_BIN_EXE_auralis"));
-    let (child, auralis) = auralis::loadtest::spawn_server_at(
+    let (child, auralis) = auralis::tools::loadtest::spawn_server_at(
         exe,
         &[
             "--builtin-font".into(),
@@ -268,7 +268,7 @@ async fn a_room_reaches_relay_listeners_and_survives_an_origin_restart() {
     assert_eq!(push["connected"], true, "{push}");
     assert!(push["connections"].as_u64().unwrap() >= 2, "{push}");
     assert!(push["reconnects"].as_u64().unwrap() >= 1, "{push}");
-    let (_, metrics) = auralis::loadtest::http_get(auralis, "/metrics")
+    let (_, metrics) = auralis::tools::loadtest::http_get(auralis, "/metrics")
         .await
         .unwrap();
     let connected = format!(

@@ -123,6 +123,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/stream", get(stream))
         .route("/listen.opus", get(listen::opus))
+        .route("/listen.mp3", get(listen::mp3))
         .route("/listen.wav", get(listen::wav))
         .route("/api/status", get(api::status))
         .route("/api/metrics", get(api::metrics))

@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod hub;
 pub mod metrics;
+pub mod mp3;
 pub mod opus;
 pub mod pool;
 pub mod session;

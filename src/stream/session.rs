@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::chunk::Chunk;
 use super::metrics::Metrics;
+use super::mp3::{Mp3Lanes, Mp3SubscribeError, Mp3Subscription};
 use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
 use crate::audio::{pcm, CHUNK_FRAMES};
@@ -92,6 +93,10 @@ pub(super) enum Command {
         kbps: u32,
         reply: oneshot::Sender<Result<OpusSubscription, SubscribeError>>,
     },
+    Mp3 {
+        kbps: u32,
+        reply: oneshot::Sender<Result<Mp3Subscription, Mp3SubscribeError>>,
+    },
 }
 
 /// A cheap handle to a running session.
@@ -143,6 +148,15 @@ impl SessionHandle {
         kbps: u32,
     ) -> Result<Result<OpusSubscription, SubscribeError>, SessionEnded> {
         self.request(|reply| Command::Opus { kbps, reply }).await
+    }
+
+    /// Asks the session to encode MP3 at `kbps` for this listener too
+    /// (see `stream::mp3`).
+    pub async fn mp3(
+        &self,
+        kbps: u32,
+    ) -> Result<Result<Mp3Subscription, Mp3SubscribeError>, SessionEnded> {
+        self.request(|reply| Command::Mp3 { kbps, reply }).await
     }
 
     pub fn is_closed(&self) -> bool {
@@ -201,6 +215,7 @@ pub(super) fn spawn(
         pool: spec.pool,
         metrics: spec.metrics,
         opus: Some(OpusLanes::default()),
+        mp3: Some(Mp3Lanes::default()),
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -221,6 +236,8 @@ struct SessionTask {
     /// Encoders for HTTP Opus listeners; `None` only while lent to a render
     /// thread with the renderer.
     opus: Option<OpusLanes>,
+    /// Encoders for HTTP MP3 listeners, lent like `opus`.
+    mp3: Option<Mp3Lanes>,
 }
 
 /// How long the fade is when the server shuts down (300 ms): a fade, not a
@@ -281,6 +298,13 @@ impl SessionTask {
                     .expect("encoders are home between chunks");
                 let _ = reply.send(opus.subscribe(kbps, self.seq));
             }
+            Command::Mp3 { kbps, reply } => {
+                let mp3 = self
+                    .mp3
+                    .as_mut()
+                    .expect("encoders are home between chunks");
+                let _ = reply.send(mp3.subscribe(kbps, self.seq));
+            }
         }
     }
 
@@ -336,7 +360,9 @@ impl SessionTask {
     /// Renders the next chunk on the pool and hands it to every listener.
     /// Returns false if the pool has shut down.
     async fn render_and_send(&mut self, due: Instant) -> bool {
-        let (Some(mut renderer), Some(mut opus)) = (self.renderer.take(), self.opus.take()) else {
+        let (Some(mut renderer), Some(mut opus), Some(mut mp3)) =
+            (self.renderer.take(), self.opus.take(), self.mp3.take())
+        else {
             return false;
         };
         let job = move || {
@@ -347,16 +373,21 @@ impl SessionTask {
             pcm::to_le_bytes(&samples, &mut bytes);
             let took = started.elapsed();
             let pages = opus.encode(&samples);
-            (renderer, opus, bytes, pages, took)
+            let frames = mp3.encode(&samples);
+            (renderer, (opus, mp3), bytes, (pages, frames), took)
         };
-        let Ok((renderer, opus, bytes, pages, took)) = self.pool.run(due.into_std(), job).await
+        let Ok((renderer, (opus, mp3), bytes, (pages, frames), took)) =
+            self.pool.run(due.into_std(), job).await
         else {
             return false;
         };
         self.renderer = Some(renderer);
         self.opus = Some(opus);
+        self.mp3 = Some(mp3);
         self.metrics.record_synth_ms(took.as_secs_f64() * 1e3);
-        let chunk = Chunk::new(self.seq, unix_now(), Bytes::from(bytes)).with_opus(pages);
+        let chunk = Chunk::new(self.seq, unix_now(), Bytes::from(bytes))
+            .with_opus(pages)
+            .with_mp3(frames);
         let chunk = Arc::new(chunk);
         self.seq += 1;
         self.broadcast(Outgoing::Chunk(chunk));
