@@ -3,7 +3,7 @@
 # never a downloaded browser. Runs as root or through sudo; does nothing that
 # is already done.
 #
-#   scripts/install-deps.sh --build   what building the server needs (libopus)
+#   scripts/install-deps.sh --build   what building the server needs (libopus, libmp3lame)
 #   scripts/install-deps.sh           that, plus what the test suite needs:
 #                                     Chromium and playwright-core for the
 #                                     browser tests, ffmpeg, the fluidsynth
@@ -18,6 +18,8 @@ need=()
 # /listen.opus links Debian's libopus through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+# /listen.mp3 links Debian's libmp3lame (LGPL, as a shared library).
+[ -e /usr/include/lame/lame.h ] || need+=(libmp3lame-dev)
 if ! $build_only; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;

@@ -419,7 +419,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("allowed are") && e.contains("bitrate"), "{e}");
-        let e = parse(&q(&[("bpm", "500")]), Kind::Wav).unwrap_err().to_string();
+        let e = parse(&q(&[("bpm", "500")]), Kind::Wav)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("40"), "{e}");
     }
 
@@ -429,7 +431,9 @@ mod tests {
         assert_eq!(f, Format::Mp3 { kbps: 128 });
         let (_, f) = parse(&q(&[("bitrate", "320")]), Kind::Mp3).unwrap();
         assert_eq!(f, Format::Mp3 { kbps: 320 });
-        let e = parse(&q(&[("bitrate", "100")]), Kind::Mp3).unwrap_err().to_string();
+        let e = parse(&q(&[("bitrate", "100")]), Kind::Mp3)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("96, 112, 128") && e.contains("\"100\""), "{e}");
     }
 

@@ -131,7 +131,9 @@ mod tests {
     #[test]
     fn one_encoder_per_bitrate_with_a_backlog_for_late_joiners() {
         let mut lanes = Mp3Lanes::default();
-        let chunk: Vec<i16> = (0..CHUNK_FRAMES * 2).map(|i| (i % 300) as i16 * 40).collect();
+        let chunk: Vec<i16> = (0..CHUNK_FRAMES * 2)
+            .map(|i| (i % 300) as i16 * 40)
+            .collect();
         let a = lanes.subscribe(128, 0).unwrap();
         let b = lanes.subscribe(128, 0).unwrap();
         for _ in 0..BACKLOG_CHUNKS + 2 {
@@ -147,6 +149,9 @@ mod tests {
         let e = lanes.subscribe(320, 10).unwrap_err().to_string();
         assert!(e.contains("128, 64, 96"), "{e}");
         drop((a, b, late, _more));
-        assert!(lanes.encode(&chunk).is_empty(), "the last listener stops it");
+        assert!(
+            lanes.encode(&chunk).is_empty(),
+            "the last listener stops it"
+        );
     }
 }

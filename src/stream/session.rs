@@ -299,10 +299,7 @@ impl SessionTask {
                 let _ = reply.send(opus.subscribe(kbps, self.seq));
             }
             Command::Mp3 { kbps, reply } => {
-                let mp3 = self
-                    .mp3
-                    .as_mut()
-                    .expect("encoders are home between chunks");
+                let mp3 = self.mp3.as_mut().expect("encoders are home between chunks");
                 let _ = reply.send(mp3.subscribe(kbps, self.seq));
             }
         }
