@@ -5,8 +5,10 @@
 #
 #   scripts/install-deps.sh --build   what building the server needs (libopus, libmp3lame)
 #   scripts/install-deps.sh           that, plus what the test suite needs:
-#                                     Chromium and playwright-core for the
-#                                     browser tests, ffmpeg, the fluidsynth
+#                                     Chromium, Firefox ESR, WebKitGTK's
+#                                     driver, Xvfb, PulseAudio and the npm
+#                                     drivers for the browser tests, ffmpeg,
+#                                     the fluidsynth
 #                                     command, libfluidsynth-dev and the
 #                                     FluidR3_GM font
 set -euo pipefail
@@ -22,6 +24,14 @@ pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 [ -e /usr/include/lame/lame.h ] || need+=(libmp3lame-dev)
 if ! $build_only; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # e2e/engines.mjs: the player in Firefox (over WebDriver BiDi) and in
+  # WebKitGTK's MiniBrowser (WebKitWebDriver on a virtual X display, its
+  # audio through GStreamer).
+  command -v firefox-esr >/dev/null 2>&1 || need+=(firefox-esr)
+  # A private PulseAudio null sink gives Firefox an output device here.
+  command -v pulseaudio >/dev/null 2>&1 || need+=(pulseaudio)
+  command -v WebKitWebDriver >/dev/null 2>&1 || need+=(webkit2gtk-driver gstreamer1.0-plugins-base gstreamer1.0-plugins-good)
+  command -v xvfb-run >/dev/null 2>&1 || need+=(xvfb xauth)
   # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
   # tests/listen.rs decodes the Opus and WAV streams with it.
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
@@ -47,6 +57,12 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-if ! $build_only && [ -f e2e/package.json ] && [ ! -d e2e/node_modules/playwright-core ]; then
+e2e_modules_missing() {
+  for m in playwright-core puppeteer-core selenium-webdriver; do
+    [ -d "e2e/node_modules/$m" ] || return 0
+  done
+  return 1
+}
+if ! $build_only && [ -f e2e/package.json ] && e2e_modules_missing; then
   (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -25,4 +25,6 @@ cargo build --release --features fluidsynth --bin auralis
 target/release/auralis bench --compare --phrases 3
 if [ -f e2e/package.json ]; then
   (cd e2e && AURALIS_BIN=../target/release/auralis node run.mjs)
+  # The smoke subset in Firefox (twice) and WebKit: about 40 s.
+  (cd e2e && AURALIS_BIN=../target/release/auralis node engines.mjs)
 fi

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand};
 
 use auralis::music::change::{ParamChange, RawValue};
@@ -204,6 +205,71 @@ struct ServeArgs {
     /// File holding the Icecast source password (one line).
     #[arg(long, env = "AURALIS_ICECAST_PASSWORD_FILE", value_name = "FILE")]
     icecast_password_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// Who may do what. Room keys come from the environment
+/// (`AURALIS_ROOM_KEYS=room=KEY,...`) or a file, never the command line,
+/// where every local user could read them in the process list.
+#[derive(Args)]
+struct SecurityArgs {
+    /// Let anyone in a shared room change its music, as before room keys
+    /// (rooms with a configured key still need it).
+    #[arg(long, env = "AURALIS_OPEN_ROOMS")]
+    open_rooms: bool,
+    /// File of ROOM=KEY lines (32 hex digits each, `openssl rand -hex 16`):
+    /// those rooms, and the rooms the server starts itself, are controlled
+    /// only with their key.
+    #[arg(long, env = "AURALIS_ROOM_KEYS_FILE")]
+    room_keys_file: Option<PathBuf>,
+    /// Sessions (own or shared rooms) one client address may run at once.
+    #[arg(long, env = "AURALIS_MAX_SESSIONS_PER_IP", default_value_t = auralis::stream::access::DEFAULT_MAX_SESSIONS_PER_IP, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    max_sessions_per_ip: usize,
+    /// Connections one client address may hold open at once.
+    #[arg(long, env = "AURALIS_MAX_CONNECTIONS_PER_IP", default_value_t = auralis::server::accept::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    max_connections_per_ip: usize,
+    /// A reverse proxy (address or CIDR, repeatable) whose Forwarded /
+    /// X-Forwarded-For header names the client; from anyone else the
+    /// header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "AURALIS_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<auralis::server::client::Cidr>,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "AURALIS_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_timeout: u64,
+    /// Connections that have not completed a request yet, at most; more
+    /// are closed at once.
+    #[arg(long, env = "AURALIS_MAX_PENDING_CONNECTIONS", default_value_t = auralis::server::accept::DEFAULT_MAX_PENDING, value_parser = clap::value_parser!(u64).range(1..).map(|v| v as usize))]
+    max_pending_connections: usize,
+    /// Show the SoundFonts' file paths in /api/status (for operators).
+    #[arg(long, env = "AURALIS_STATUS_PATHS")]
+    status_paths: bool,
+}
+
+impl SecurityArgs {
+    /// The room keys from `AURALIS_ROOM_KEYS` and the keys file, if any.
+    fn room_keys(
+        &self,
+    ) -> Result<std::collections::HashMap<String, auralis::stream::access::RoomKey>> {
+        use auralis::stream::access::parse_room_keys;
+        let mut keys = match std::env::var("AURALIS_ROOM_KEYS") {
+            Ok(text) => parse_room_keys(&text).context("AURALIS_ROOM_KEYS")?,
+            Err(_) => Default::default(),
+        };
+        if let Some(path) = &self.room_keys_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("--room-keys-file {}", path.display()))?;
+            keys.extend(
+                parse_room_keys(&text)
+                    .with_context(|| format!("--room-keys-file {}", path.display()))?,
+            );
+        }
+        Ok(keys)
+    }
 }
 
 #[derive(Args)]
@@ -406,7 +472,26 @@ fn serve(args: ServeArgs) -> Result<()> {
     let threads = args.render_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
+    let room_keys = args.security.room_keys()?;
+    // The room names only: the keys themselves are never logged.
+    for room in room_keys.keys() {
+        tracing::info!(%room, "room controlled with a configured key");
+    }
+    let sec = &args.security;
+    let security = auralis::server::Security {
+        header_read_timeout: std::time::Duration::from_secs(sec.header_timeout),
+        max_pending: sec.max_pending_connections,
+        max_connections_per_ip: sec.max_connections_per_ip,
+        trusted_proxies: auralis::server::client::TrustedProxies::new(sec.trusted_proxies.clone()),
+        status_paths: sec.status_paths,
+    };
+    let access = auralis::stream::access::Access {
+        open_rooms: sec.open_rooms,
+        room_keys: std::sync::Arc::new(room_keys),
+        max_sessions_per_ip: sec.max_sessions_per_ip,
+    };
     let config = auralis::server::ServerConfig {
+        security,
         host: args.host,
         port: args.port,
         render_threads: threads,
@@ -424,6 +509,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             max_rooms: args.max_rooms,
             queue_chunks: usize::from(args.queue_chunks),
             lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
+            access,
         },
     };
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))
@@ -462,6 +548,11 @@ fn loadtest(args: LoadtestArgs) -> Result<()> {
                 "--max-listeners".to_string(),
                 (args.listeners + 10).to_string(),
                 "--max-sessions".to_string(),
+                (args.listeners + 10).to_string(),
+                // Every simulated listener comes from 127.0.0.1.
+                "--max-sessions-per-ip".to_string(),
+                (args.listeners + 10).to_string(),
+                "--max-connections-per-ip".to_string(),
                 (args.listeners + 10).to_string(),
             ];
             if args.fonts.builtin_font {

@@ -156,6 +156,8 @@ pub enum ErrorCode {
     InvalidStats,
     BinaryNotSupported,
     RateLimited,
+    /// A control for a shared room without its key (or with a wrong one).
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -168,6 +170,7 @@ impl ErrorCode {
             ErrorCode::InvalidStats => "invalid_stats",
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
@@ -199,6 +202,10 @@ pub struct Hello<'a> {
     pub params: &'a Params,
     pub next_seq: u64,
     pub server_version: &'static str,
+    /// For the listener that created a room: the key its controls must
+    /// carry (`"key"`). Absent for everyone else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control_key: Option<&'a str>,
 }
 
 /// The brief's Appendix A.3 message, field for field.
@@ -312,6 +319,7 @@ mod tests {
             (ErrorCode::InvalidStats, "invalid_stats"),
             (ErrorCode::BinaryNotSupported, "binary_not_supported"),
             (ErrorCode::RateLimited, "rate_limited"),
+            (ErrorCode::Forbidden, "forbidden"),
         ] {
             assert_eq!(code.as_str(), s);
             assert_eq!(serde_json::to_value(code).unwrap(), s);
@@ -361,10 +369,12 @@ mod tests {
             params: &params,
             next_seq: 0,
             server_version: "0.1.0",
+            control_key: None,
         }));
         assert_eq!(v["type"], "hello");
         assert_eq!(v["format"], "json");
         assert_eq!(v["params"]["mode"], "dorian");
         assert!(v["room"].is_null());
+        assert!(v.get("control_key").is_none(), "no key, no field");
     }
 }

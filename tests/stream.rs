@@ -268,11 +268,19 @@ async fn two_listeners_in_one_room_hear_the_same_chunks() {
     let status = get_json(&server, "/api/status").await;
     assert_eq!(status["listeners"], 2);
     assert_eq!(status["sessions"], 1);
-    // A control from one listener reaches the other.
-    send_json(&mut a, json!({"type":"control","params":{"intensity":0.8}})).await;
+    // A control from the room's creator (with its key) reaches the other.
+    let key = ha["control_key"]
+        .as_str()
+        .expect("the creator gets the key");
+    assert!(hb.get("control_key").is_none(), "only the creator");
     send_json(
         &mut a,
-        json!({"type":"control","params":{"intensity":0.35}}),
+        json!({"type":"control","params":{"intensity":0.8},"key":key}),
+    )
+    .await;
+    send_json(
+        &mut a,
+        json!({"type":"control","params":{"intensity":0.35},"key":key}),
     )
     .await;
     assert_eq!(next_event(&mut b).await["intensity"], 0.8);

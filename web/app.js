@@ -2,6 +2,7 @@
 // measurements together, and shows what is happening.
 
 import { ClockSync, nowMs } from './clock.js';
+import { AudioUnavailable, keepRunning } from './audio-session.js';
 import { Connection } from './connection.js';
 import { BackgroundPlayer, listenUrl } from './listen.js';
 import { Measurements, percentile } from './measure.js';
@@ -33,6 +34,7 @@ const app = {
   connection: { name: 'idle' },
   playing: false,
   contextError: null,
+  stopping: false,
   worklet: null, // the worklet's latest status report
   preset: null, // what the server says holds
   params: null,
@@ -217,13 +219,13 @@ async function start() {
       player = await Player.create(onWorkletStatus);
       player.setVolume(settings.volume);
       meter = new Meter($('meter'), player.analyser);
+      keepRunning(player.ctx, { wanted: wantsMusic, onWake: wake, onError: audioFailed });
     } else {
       await player.resume();
       player.setVolume(settings.volume);
     }
   } catch (e) {
-    app.contextError = `audio unavailable: ${e.message}`;
-    renderState();
+    audioFailed(e);
     return;
   }
   app.contextError = null;
@@ -233,7 +235,38 @@ async function start() {
   setPressed(true);
 }
 
+/** Pressed Start and not Stop since, in the AudioWorklet mode. */
+function wantsMusic() {
+  return $('start').getAttribute('aria-pressed') === 'true' && !background.active && !app.stopping;
+}
+
+/** The output is back (an interruption ended, the page is shown again):
+ * a stream that gave up or was torn down meanwhile starts again now rather
+ * than after its backoff. */
+function wake() {
+  app.contextError = null;
+  const c = app.connection.name;
+  if (c === 'reconnecting') connection.stop();
+  if (c === 'failed' || c === 'stopped' || c === 'reconnecting') connection.start();
+  renderState();
+}
+
+function audioFailed(e) {
+  const why = e instanceof AudioUnavailable ? e.message : `${e.name}: ${e.message}`;
+  app.contextError = `audio unavailable: ${why}`;
+  renderState();
+}
+
 async function stop() {
+  app.stopping = true;
+  try {
+    await stopPlaying();
+  } finally {
+    app.stopping = false;
+  }
+}
+
+async function stopPlaying() {
   if (background.active) {
     background.stop();
     setPressed(false);
@@ -391,6 +424,7 @@ function renderListenLinks() {
   $('stream-url').value = opus;
   $('open-url').href = opus;
   $('wav-url').href = listenUrl(settings, 'wav');
+  $('audio-unavailable-url').href = opus;
 }
 
 async function copyStreamUrl() {
@@ -463,6 +497,7 @@ function renderState() {
   const el = $('state');
   if (el.dataset.state !== name) el.dataset.state = name;
   if (el.textContent !== text) el.textContent = text;
+  $('audio-unavailable').hidden = !app.contextError;
   // Giving up ends the session: the button offers a fresh start.
   if (name === 'failed' && $('start').getAttribute('aria-pressed') === 'true') {
     setPressed(false);

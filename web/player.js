@@ -1,13 +1,26 @@
 // The main-thread half of the player: the AudioContext, the worklet that
 // holds the jitter buffer, the volume and the analyser behind the meter.
 
+import { preferPlayback, resumeWithin } from './audio-session.js';
 import { nowMs } from './clock.js';
 
 export class Player {
   /** Must be called from a user gesture (autoplay policy). `onStatus`
    * receives the worklet's reports (see player-worklet.js `report`). */
   static async create(onStatus) {
+    preferPlayback();
     const ctx = new AudioContext({ sampleRate: 44100, latencyHint: 'interactive' });
+    try {
+      return await Player.build(ctx, onStatus);
+    } catch (e) {
+      // A context that never ran holds a device (or waits for one): a
+      // retry starts from a fresh one.
+      ctx.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  static async build(ctx, onStatus) {
     await ctx.audioWorklet.addModule(new URL('./player-worklet.js', import.meta.url));
     const node = new AudioWorkletNode(ctx, 'auralis-player', {
       numberOfInputs: 0,
@@ -22,7 +35,7 @@ export class Player {
     volume.connect(analyser);
     const player = new Player(ctx, node, volume, analyser);
     node.port.onmessage = (e) => onStatus(e.data);
-    await ctx.resume();
+    await resumeWithin(ctx);
     return player;
   }
 
@@ -71,7 +84,7 @@ export class Player {
   }
 
   async resume() {
-    await this.ctx.resume();
+    await resumeWithin(this.ctx);
   }
 
   /**

@@ -21,8 +21,33 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
+/// What /api/status may show beyond the public facts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusOptions {
+    /// The SoundFonts' file paths (`--status-paths`): for operators; to
+    /// everyone else they only map out the server's disk.
+    pub paths: bool,
+}
+
+pub async fn status(
+    State(hub): State<Arc<Hub>>,
+    State(options): State<StatusOptions>,
+) -> Json<Value> {
     let fonts = &hub.config().fonts;
+    let font = |info: &crate::soundfont::discovery::FontInfo| {
+        let mut v = json!(info);
+        if !options.paths {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("path");
+            }
+        }
+        v
+    };
+    let problems: Vec<String> = if options.paths {
+        fonts.problems.clone()
+    } else {
+        fonts.problems.iter().map(|p| file_names_only(p)).collect()
+    };
     let presets: Vec<Value> = PRESETS
         .iter()
         .map(|p| {
@@ -45,9 +70,9 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
         "channels": crate::CHANNELS,
         "chunk_ms": crate::audio::CHUNK_MS,
         "soundfonts": {
-            "piano": fonts.piano.info,
-            "pad": fonts.pad.info,
-            "problems": fonts.problems,
+            "piano": font(&fonts.piano.info),
+            "pad": font(&fonts.pad.info),
+            "problems": problems,
         },
         "uptime_s": hub.metrics.uptime_s(),
         "sessions": hub.sessions(),
@@ -62,6 +87,25 @@ pub async fn status(State(hub): State<Arc<Hub>>) -> Json<Value> {
         "controls": controls(),
         "icecast": pushes_json(&hub),
     }))
+}
+
+/// `text` with every path in it cut to its last component: a problem
+/// still names the file, not where it lives.
+fn file_names_only(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.rfind('/') {
+            Some(i) if word.len() > 1 => {
+                let quote = if word.starts_with(['"', '\'', '`']) {
+                    &word[..1]
+                } else {
+                    ""
+                };
+                format!("{quote}{}", &word[i + 1..])
+            }
+            _ => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The parameter table as the web page builds its controls from it: each
@@ -373,6 +417,15 @@ fn prometheus_text(series: &[Series]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn problems_lose_their_directories() {
+        assert_eq!(
+            super::file_names_only("cannot read \"/home/op/fonts/Piano.sf2\": no such file"),
+            "cannot read \"Piano.sf2\": no such file"
+        );
+        assert_eq!(super::file_names_only("a / b"), "a / b");
+    }
+
     use super::*;
 
     #[test]

@@ -8,6 +8,9 @@
 //! stopped reading: were the body the reader, a stalled player would hold
 //! its place in the session forever. The task notices the session's kick
 //! even then, leaves, and the body ends as soon as hyper looks at it again.
+//! That kick comes late at low bitrates (kernel buffers hold tens of seconds
+//! of Opus), so the task also watches what the peer acknowledges
+//! (`peer.rs`) and drops a player whose receive window stays closed.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -15,12 +18,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 
+use super::client::Client;
+use super::peer::{PeerSocket, PeerWatch};
 use super::query::{QueryError, StreamRequest};
 use crate::audio::mp3;
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
@@ -138,40 +143,52 @@ fn parse(
 
 pub async fn opus(
     State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, method, &query, Kind::Opus).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, Kind::Opus).await
 }
 
 pub async fn mp3(
     State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, method, &query, Kind::Mp3).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, Kind::Mp3).await
 }
 
 pub async fn wav(
     State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
     method: Method,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    listen(hub, method, &query, Kind::Wav).await
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, Kind::Wav).await
 }
 
 async fn listen(
     hub: Arc<Hub>,
+    client: Option<Extension<Client>>,
+    watch: Option<PeerWatch>,
     method: Method,
     query: &HashMap<String, String>,
     kind: Kind,
 ) -> Response {
+    let client = client.map(|Extension(c)| c.addr);
     let (request, format) = match parse(query, kind) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    if let Err(e) = hub.admit(request.room.as_deref()) {
-        return unavailable(e);
+    if let Err(e) = hub.admit_from(client, request.room.as_deref()) {
+        return (super::refusal_status(&e), format!("{e}\n")).into_response();
     }
     if method == Method::HEAD {
         // Players probe with HEAD; answering it must not start a session.
@@ -180,9 +197,12 @@ async fn listen(
         let nothing = futures_util::stream::empty::<Result<Bytes, Infallible>>();
         return stream_response(format, Body::from_stream(nothing), None);
     }
-    let listener = match hub.join(request.room, request.params, request.preset).await {
+    let listener = match hub
+        .join_from(client, request.room, request.params, request.preset)
+        .await
+    {
         Ok(l) => l,
-        Err(e) => return unavailable(e),
+        Err(e) => return (super::refusal_status(&e), format!("{e}\n")).into_response(),
     };
     let (prelude, first_seq, lane) = match format {
         Format::Wav => (wav_header(), listener.info.next_seq, None),
@@ -230,7 +250,7 @@ async fn listen(
         _lane: lane,
         hub,
     };
-    tokio::spawn(feed.run(prelude, tx));
+    tokio::spawn(feed.run(prelude, tx, watch));
     let body = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
     });
@@ -297,11 +317,36 @@ struct Feed {
 }
 
 impl Feed {
-    async fn run(mut self, prelude: Bytes, body: mpsc::Sender<Bytes>) {
-        if self.pass(&body, prelude).await {
-            while let Some(bytes) = self.next_piece(&body).await {
+    async fn run(mut self, prelude: Bytes, body: mpsc::Sender<Bytes>, watch: Option<PeerWatch>) {
+        let stalled = async {
+            match watch {
+                Some(mut w) => {
+                    w.stalled().await;
+                    w
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.stream(prelude, &body) => {}
+            w = stalled => {
+                tracing::info!(
+                    listener = self.listener.id,
+                    "ending an HTTP stream whose player stopped taking data for {:?}",
+                    super::peer::STALL
+                );
+                self.hub.metrics.listeners_dropped_slow.fetch_add(1, Ordering::Relaxed);
+                w.abort();
+            }
+        }
+        self.listener.leave().await;
+    }
+
+    async fn stream(&mut self, prelude: Bytes, body: &mpsc::Sender<Bytes>) {
+        if self.pass(body, prelude).await {
+            while let Some(bytes) = self.next_piece(body).await {
                 let len = bytes.len() as u64;
-                if !self.pass(&body, bytes).await {
+                if !self.pass(body, bytes).await {
                     break;
                 }
                 let metrics = &self.hub.metrics;
@@ -309,7 +354,6 @@ impl Feed {
                 metrics.bytes_sent.fetch_add(len, Ordering::Relaxed);
             }
         }
-        self.listener.leave().await;
     }
 
     /// The next piece of body, or `None` when the stream should end: the

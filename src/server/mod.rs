@@ -1,9 +1,12 @@
 //! HTTP and WebSocket: the axum router, the /ws/stream protocol, /api/*,
 //! /metrics and the embedded web player.
 
+pub mod accept;
 pub mod api;
+pub mod client;
 pub mod icecast;
 pub mod listen;
+pub mod peer;
 pub mod protocol;
 pub mod query;
 pub mod web;
@@ -14,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use axum::extract::{Extension, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -23,7 +26,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::stream::{Hub, HubConfig};
+use crate::stream::{Hub, HubConfig, JoinError};
+pub use accept::Security;
+use client::Client;
 use query::StreamRequest;
 
 /// Everything `auralis serve` can be told.
@@ -41,6 +46,8 @@ pub struct ServerConfig {
     pub timeouts: ws::Timeouts,
     /// Rooms pushed to Icecast from start to shutdown (`--icecast`).
     pub icecast: Vec<icecast::IcecastTarget>,
+    /// Header deadline, per-address connection limit, trusted proxies.
+    pub security: Security,
 }
 
 /// What every request handler shares.
@@ -49,6 +56,13 @@ struct AppState {
     hub: Arc<Hub>,
     allowed_origins: Arc<[String]>,
     timeouts: ws::Timeouts,
+    status: api::StatusOptions,
+}
+
+impl axum::extract::FromRef<AppState> for api::StatusOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.status
+    }
 }
 
 impl axum::extract::FromRef<AppState> for Arc<Hub> {
@@ -99,17 +113,20 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
         hub: Arc::clone(&hub),
         allowed_origins: config.allowed_origins.into(),
         timeouts: config.timeouts,
+        status: api::StatusOptions {
+            paths: config.security.status_paths,
+        },
     });
-    let stop = shutdown.clone();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-    });
+    let task = tokio::spawn(accept::serve(
+        listener,
+        app,
+        config.security,
+        shutdown.clone(),
+        |tcp| {
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(tcp).set_send_buffer_size(SOCKET_SEND_BUFFER);
+        },
+    ));
     tracing::info!(%addr, "auralis listening");
     Ok(RunningServer {
         addr,
@@ -137,6 +154,7 @@ fn router(state: AppState) -> Router {
 /// a plain HTTP answer that says what was wrong.
 async fn stream(
     State(state): State<AppState>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -160,8 +178,10 @@ async fn stream(
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
-    if let Err(e) = hub.admit(request.room.as_deref()) {
-        return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+    let client = client.map(|Extension(c)| c);
+    let addr = client.as_ref().map(|c| c.addr);
+    if let Err(e) = hub.admit_from(addr, request.room.as_deref()) {
+        return (refusal_status(&e), format!("{e}\n")).into_response();
     }
     let upgrade = match upgrade {
         Ok(u) => u,
@@ -178,7 +198,21 @@ async fn stream(
         .write_buffer_size(0)
         .max_message_size(ws::TRANSPORT_MAX_MESSAGE)
         .max_frame_size(ws::TRANSPORT_MAX_MESSAGE)
-        .on_upgrade(move |socket| ws::run(socket, hub, request, state.timeouts))
+        .on_upgrade(move |socket| async move {
+            // The client's place in the per-address count lasts as long as
+            // its stream.
+            let _held = client;
+            ws::run(socket, hub, request, addr, state.timeouts).await
+        })
+}
+
+/// 429 for a limit on the client's own address (it should slow down), 503
+/// for the server's (everyone should).
+fn refusal_status(e: &JoinError) -> StatusCode {
+    match e {
+        JoinError::TooManySessionsFromAddress { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    }
 }
 
 /// Runs `auralis serve` until SIGINT or SIGTERM, then closes every listener

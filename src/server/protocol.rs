@@ -15,8 +15,14 @@ pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
-    Control(ParamChange),
-    Ping { t: f64 },
+    /// `key`: a shared room's control key, which its controls must carry.
+    Control {
+        change: ParamChange,
+        key: Option<String>,
+    },
+    Ping {
+        t: f64,
+    },
     Stats(ClientStats),
 }
 
@@ -81,7 +87,7 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
         }
     };
     match kind {
-        "control" => parse_control(&obj).map(ClientMessage::Control),
+        "control" => parse_control(&obj),
         "ping" => {
             only_fields(&obj, &["type", "t"])?;
             let t = match obj.get("t") {
@@ -105,8 +111,21 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
     }
 }
 
-fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError> {
-    only_fields(obj, &["type", "params"])?;
+fn parse_control(obj: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> {
+    only_fields(obj, &["type", "params", "key"])?;
+    let key = match obj.get("key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(k)) => Some(k.clone()),
+        Some(other) => {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                format!(
+                    "\"key\" must be a string (the room's control_key from hello), got {}",
+                    truncate(&other.to_string())
+                ),
+            ))
+        }
+    };
     let params = match obj.get("params") {
         Some(Value::Object(p)) => p,
         _ => {
@@ -132,7 +151,7 @@ fn parse_control(obj: &Map<String, Value>) -> Result<ParamChange, ProtocolError>
             control_names()
         )));
     }
-    Ok(change)
+    Ok(ClientMessage::Control { change, key })
 }
 
 fn parse_stats(obj: &Map<String, Value>) -> Result<ClientStats, ProtocolError> {
@@ -209,8 +228,12 @@ mod tests {
     fn control_ping_and_stats_parse() {
         let m =
             parse(r#"{"type":"control","params":{"bpm":72,"key":"F","preset":"calm"}}"#).unwrap();
-        let ClientMessage::Control(c) = m else {
-            panic!("not a control: {m:?}")
+        let ClientMessage::Control {
+            change: c,
+            key: None,
+        } = m
+        else {
+            panic!("not a control without a key: {m:?}")
         };
         assert_eq!(c.bpm, Some(72.0));
         assert_eq!(c.key.as_deref(), Some("F"));
@@ -267,6 +290,11 @@ mod tests {
                 "t must be",
             ),
             (
+                r#"{"type":"control","params":{"bpm":70},"key":7}"#,
+                ErrorCode::InvalidMessage,
+                "control_key",
+            ),
+            (
                 r#"{"type":"ping","extra":1}"#,
                 ErrorCode::InvalidMessage,
                 "extra",
@@ -299,7 +327,7 @@ mod tests {
         ) {
             let msg = serde_json::json!({"type":"control","params":{
                 "bpm": bpm, "intensity": intensity, "key": key, "seed": seed}});
-            if let Ok(ClientMessage::Control(c)) = parse(&msg.to_string()) {
+            if let Ok(ClientMessage::Control { change: c, .. }) = parse(&msg.to_string()) {
                 let _ = c.apply_to(&crate::music::Params::default());
             }
         }

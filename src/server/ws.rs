@@ -3,6 +3,7 @@
 //! messages. Writing and reading share the task through `select!`, so when
 //! either side ends, both do.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use tokio::sync::mpsc;
 use super::protocol::{self, ClientMessage, ClientStats, ProtocolError, MAX_CLIENT_MESSAGE};
 use super::query::StreamRequest;
 use crate::music::change::ParamChange;
+use crate::stream::access::RoomControl;
 use crate::stream::metrics::Metrics;
 use crate::stream::session::{unix_now, CloseReason, Outgoing, SessionEnded, SessionHandle};
 use crate::stream::{Hub, Listener};
@@ -75,10 +77,17 @@ impl Default for Timeouts {
     }
 }
 
-pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest, timeouts: Timeouts) {
+pub async fn run(
+    socket: WebSocket,
+    hub: Arc<Hub>,
+    request: StreamRequest,
+    client: Option<IpAddr>,
+    timeouts: Timeouts,
+) {
     let (mut sink, stream) = socket.split();
     let listener = match hub
-        .join(
+        .join_from(
+            client,
             request.room.clone(),
             request.params.clone(),
             request.preset.clone(),
@@ -120,6 +129,7 @@ pub async fn run(socket: WebSocket, hub: Arc<Hub>, request: StreamRequest, timeo
 
 fn hello(listener: &Listener, request: &StreamRequest) -> String {
     let state = &listener.info.state;
+    let control_key = listener.control_key.as_ref().map(|k| k.to_hex());
     ServerMessage::Hello(Hello {
         session_id: &listener.session.id,
         room: listener.session.room.as_deref(),
@@ -131,6 +141,7 @@ fn hello(listener: &Listener, request: &StreamRequest) -> String {
         params: &state.params,
         next_seq: listener.info.next_seq,
         server_version: env!("CARGO_PKG_VERSION"),
+        control_key: control_key.as_deref(),
     })
     .to_json()
 }
@@ -286,7 +297,9 @@ impl Client {
                 self.on_stats(&s);
                 None
             }
-            Ok(ClientMessage::Control(change)) => self.on_control(change).await?,
+            Ok(ClientMessage::Control { change, key }) => {
+                self.on_control(change, key.as_deref()).await?
+            }
         };
         Ok(reply)
     }
@@ -315,8 +328,24 @@ impl Client {
     }
 
     /// The new parameters reach every listener (this one included) as a
-    /// `params` message from the session, so success has no reply here.
-    async fn on_control(&self, change: ParamChange) -> Result<Option<String>, SessionEnded> {
+    /// `params` message from the session, so success has no reply here. A
+    /// shared room changes only for whoever holds its key.
+    async fn on_control(
+        &self,
+        change: ParamChange,
+        key: Option<&str>,
+    ) -> Result<Option<String>, SessionEnded> {
+        let control = &self.session.control;
+        if !control.permits(key) {
+            let why = match control {
+                RoomControl::Nobody => "this room is run by the server: its controls need the key set in the server's configuration",
+                _ if key.is_none() => "this room's controls need its key: send \"key\" with the control_key its creator received in hello",
+                _ => "wrong key for this room: nothing changed",
+            };
+            return Ok(Some(
+                self.error(&ProtocolError::new(ErrorCode::Forbidden, why)),
+            ));
+        }
         Ok(match self.session.control(change).await? {
             Ok(_) => None,
             Err(e) => {

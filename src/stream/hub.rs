@@ -3,12 +3,14 @@
 //! limits and knows the counts that /api/status reports.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::access::{Access, PerIp, RoomControl, RoomKey};
 use super::metrics::Metrics;
 use super::pool::RenderPool;
 use super::session::{
@@ -32,6 +34,8 @@ pub struct HubConfig {
     pub queue_chunks: usize,
     /// Chunks rendered ahead of the wall clock (2 = 200 ms).
     pub lead_chunks: u64,
+    /// Room control keys and the per-address session limit.
+    pub access: Access,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub enum JoinError {
         "server full: {limit} sessions already running; join a shared room or try again later"
     )]
     TooManySessions { limit: usize },
+    #[error("too many sessions from your address: {limit} already running; close one or join a shared room")]
+    TooManySessionsFromAddress { limit: usize },
     #[error("too many rooms: {limit} already open; join an existing room or try again later")]
     TooManyRooms { limit: usize },
     #[error("the server is shutting down")]
@@ -58,6 +64,9 @@ pub struct Listener {
     pub info: JoinInfo,
     pub queue: mpsc::Receiver<Outgoing>,
     pub kicked: oneshot::Receiver<CloseReason>,
+    /// The room's control key, for the listener that created the room (and
+    /// only when the key was made for it rather than configured).
+    pub control_key: Option<RoomKey>,
     hub: Arc<Hub>,
 }
 
@@ -88,6 +97,8 @@ pub struct Hub {
     /// Woken when the last listener leaves (shutdown waits on it).
     idle: Notify,
     sessions: Arc<AtomicUsize>,
+    /// Running sessions by the address that started them.
+    sessions_by_ip: Arc<PerIp>,
     next_id: AtomicU64,
 }
 
@@ -119,7 +130,9 @@ impl Hub {
             custom,
             ..EngineSource::new(config.engine_kind, &config.fonts)
         };
+        let sessions_by_ip = PerIp::new(config.access.max_sessions_per_ip);
         Arc::new(Self {
+            sessions_by_ip,
             config,
             engines,
             pool: Arc::new(RenderPool::new(render_threads)),
@@ -169,6 +182,12 @@ impl Hub {
     /// Checks the limits without joining, so an HTTP upgrade can be refused
     /// with a 503 before the WebSocket handshake.
     pub fn admit(&self, room: Option<&str>) -> Result<(), JoinError> {
+        self.admit_from(None, room)
+    }
+
+    /// [`Hub::admit`] for a client at `client`, whose own running sessions
+    /// count against the per-address limit.
+    pub fn admit_from(&self, client: Option<IpAddr>, room: Option<&str>) -> Result<(), JoinError> {
         if self.shutdown.is_cancelled() {
             return Err(JoinError::ShuttingDown);
         }
@@ -195,6 +214,10 @@ impl Hub {
                     limit: self.config.max_rooms,
                 });
             }
+            if client.is_some_and(|ip| self.sessions_by_ip.count(ip) >= self.sessions_by_ip.limit())
+            {
+                return Err(self.too_many_from_address());
+            }
         }
         Ok(())
     }
@@ -207,11 +230,23 @@ impl Hub {
         params: Params,
         preset: Option<String>,
     ) -> Result<Listener, JoinError> {
-        self.admit(room.as_deref())?;
+        self.join_from(None, room, params, preset).await
+    }
+
+    /// [`Hub::join`] for a client at `client`: a session it starts counts
+    /// against its address until the session ends.
+    pub async fn join_from(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+    ) -> Result<Listener, JoinError> {
+        self.admit_from(client, room.as_deref())?;
         self.listeners.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // From here on the count is released by Listener's Drop, or below.
-        let joined = self.join_counted(id, room, params, preset).await;
+        let joined = self.join_counted(id, client, room, params, preset).await;
         if joined.is_err() {
             self.listeners.fetch_sub(1, Ordering::Relaxed);
         }
@@ -221,6 +256,7 @@ impl Hub {
     async fn join_counted(
         self: &Arc<Self>,
         id: u64,
+        client: Option<IpAddr>,
         room: Option<String>,
         params: Params,
         preset: Option<String>,
@@ -235,11 +271,11 @@ impl Hub {
                 queue: queue_tx,
                 kick,
             };
-            let (session, info) =
-                match self.find_or_start(room.as_deref(), &params, &preset, entry)? {
-                    Found::Started(handle, info) => (handle, info),
+            let (session, info, control_key) =
+                match self.find_or_start(client, room.as_deref(), &params, &preset, entry)? {
+                    Found::Started(handle, info, key) => (handle, info, key),
                     Found::Existing(handle, entry) => match handle.join(entry).await {
-                        Ok(info) => (handle, info),
+                        Ok(info) => (handle, info, None),
                         Err(_) => continue,
                     },
                 };
@@ -249,6 +285,7 @@ impl Hub {
                 info,
                 queue,
                 kicked,
+                control_key,
                 hub: Arc::clone(self),
             });
         }
@@ -259,6 +296,7 @@ impl Hub {
     /// under one lock so two listeners arriving together share one session.
     fn find_or_start(
         self: &Arc<Self>,
+        client: Option<IpAddr>,
         room: Option<&str>,
         params: &Params,
         preset: &Option<String>,
@@ -280,12 +318,29 @@ impl Hub {
                 limit: self.config.max_sessions,
             });
         }
+        let owner = match client {
+            Some(ip) => Some(
+                self.sessions_by_ip
+                    .try_acquire(ip)
+                    .ok_or_else(|| self.too_many_from_address())?,
+            ),
+            None => None,
+        };
+        let (control, told) = match room {
+            Some(r) => self.config.access.for_client_room(r),
+            None => (RoomControl::Anyone, false),
+        };
+        let control_key = match &control {
+            RoomControl::Key(key) if told => Some(key.clone()),
+            _ => None,
+        };
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
         let renderer = Renderer::new(params.clone(), &self.engines)
             .map_err(|e| JoinError::Engine(e.to_string()))?;
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),
+            control,
             renderer,
             preset: preset.clone(),
             lead_chunks: self.config.lead_chunks,
@@ -299,6 +354,7 @@ impl Hub {
         let room_name = room.map(str::to_string);
         let session_id = id.clone();
         let (handle, info) = session::spawn(spec, first, move || {
+            drop(owner);
             sessions.fetch_sub(1, Ordering::Relaxed);
             if let (Some(hub), Some(r)) = (hub.upgrade(), room_name) {
                 let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
@@ -310,11 +366,17 @@ impl Hub {
         if let Some(r) = room {
             rooms.insert(r.to_string(), handle.clone());
         }
-        Ok(Found::Started(handle, info))
+        Ok(Found::Started(handle, info, control_key))
+    }
+
+    fn too_many_from_address(&self) -> JoinError {
+        JoinError::TooManySessionsFromAddress {
+            limit: self.sessions_by_ip.limit(),
+        }
     }
 }
 
 enum Found {
     Existing(SessionHandle, ListenerEntry),
-    Started(SessionHandle, JoinInfo),
+    Started(SessionHandle, JoinInfo, Option<RoomKey>),
 }

@@ -1,5 +1,6 @@
 //! Sessions: a renderer paced to the wall clock, its listeners and rooms.
 
+pub mod access;
 pub mod chunk;
 pub mod hub;
 pub mod metrics;

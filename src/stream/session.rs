@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::access::RoomControl;
 use super::chunk::Chunk;
 use super::metrics::Metrics;
 use super::mp3::{Mp3Lanes, Mp3SubscribeError, Mp3Subscription};
@@ -104,6 +105,8 @@ pub(super) enum Command {
 pub struct SessionHandle {
     pub id: Arc<str>,
     pub room: Option<Arc<str>>,
+    /// Who may send it controls.
+    pub control: RoomControl,
     commands: mpsc::Sender<Command>,
 }
 
@@ -172,6 +175,7 @@ impl SessionHandle {
 pub(super) struct SessionSpec {
     pub id: Arc<str>,
     pub room: Option<Arc<str>>,
+    pub control: RoomControl,
     pub renderer: Renderer,
     pub preset: Option<String>,
     pub lead_chunks: u64,
@@ -197,6 +201,7 @@ pub(super) fn spawn(
     let handle = SessionHandle {
         id: spec.id.clone(),
         room: spec.room.clone(),
+        control: spec.control.clone(),
         commands,
     };
     let info = JoinInfo {

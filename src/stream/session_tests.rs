@@ -69,6 +69,7 @@ fn config(queue_chunks: usize, max_sessions: usize) -> HubConfig {
         max_rooms: 2,
         queue_chunks,
         lead_chunks: super::DEFAULT_LEAD_CHUNKS,
+        access: Default::default(),
     }
 }
 

@@ -34,6 +34,11 @@ pub fn config() -> ServerConfig {
         allowed_origins: Vec::new(),
         timeouts: auralis::server::ws::Timeouts::default(),
         icecast: Vec::new(),
+        // The tests play many clients from one address.
+        security: auralis::server::Security {
+            max_connections_per_ip: 1_000,
+            ..Default::default()
+        },
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
@@ -43,6 +48,10 @@ pub fn config() -> ServerConfig {
             max_rooms: 10,
             queue_chunks: 20,
             lead_chunks: auralis::stream::DEFAULT_LEAD_CHUNKS,
+            access: auralis::stream::access::Access {
+                max_sessions_per_ip: 1_000,
+                ..Default::default()
+            },
         },
     }
 }
