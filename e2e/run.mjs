@@ -16,6 +16,7 @@ import { collectErrors, launchBrowser } from './browser.mjs';
 import { AuralisServer, freePort } from './server.mjs';
 import './units.mjs';
 import './listen.mjs';
+import './network.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(HERE, 'artifacts');
@@ -249,7 +250,7 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
   });
 
   test('main-thread stalls: underruns, a deeper tier, the warning', async () => {
-    // Longer than the deepest buffer allowed (1.5 s), so each stall drains it.
+    // Longer than the deepest tier target (1 s), so each stall drains it.
     const STALL_MS = 1700;
     let maxBufferMs = 0;
     for (let i = 1; i <= 6; i++) {
@@ -271,7 +272,9 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
       maxBufferMs = Math.max(maxBufferMs, s.bufferMs);
       if (i === 1) assert.ok(s.tier >= 2, `the burst after a stall raises the tier: ${JSON.stringify(s)}`);
     }
-    assert.ok(maxBufferMs <= 1500, `buffer ${maxBufferMs} ms`);
+    // The burst after each stall is kept (no skip) and played down by the
+    // rate control; only the 6 s hard cap bounds it.
+    assert.ok(maxBufferMs <= 6000, `buffer ${maxBufferMs} ms`);
     assert.equal(await page.isVisible('#warning'), true);
     assert.match(await page.textContent('#warning'), /\d+ underruns in the last minute/);
   });
@@ -290,7 +293,9 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
       null,
       'a second reconnect attempt',
     );
-    assert.match(await page.textContent('#state'), /^reconnecting in \d+\.\d s \(attempt 2\/10\)$/);
+    // Retries come quickly at first (150 ms, 300 ms, …): the page may be
+    // between two of them.
+    assert.match(await page.textContent('#state'), /^(reconnecting in \d+\.\d s|connecting) \(attempt \d+\/10\)/);
     await server.start();
     await waitInPage(page, () => window.auralis.stats().reconnects >= 1, null, 'a reconnect');
     serverDown = false;

@@ -17,6 +17,7 @@ cargo test --test wire -- --ignored
 cargo test --test sound -- --ignored
 cargo test --test icecast -- --ignored
 cargo test --features fluidsynth --test fluidsynth -- --include-ignored
+cargo test --features fluidsynth --test voices -- --include-ignored
 # Both engines on FluidR3_GM too.
 cargo test --features fluidsynth --test continuity -- --include-ignored
 cargo build --release --features fluidsynth --bin auralis

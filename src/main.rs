@@ -762,41 +762,49 @@ fn bench(args: BenchArgs) -> Result<()> {
 }
 
 fn print_compare(report: &offline::CompareReport) {
-    let (r, f) = (&report.rustysynth, &report.fluidsynth);
+    let (r, f, v) = (&report.rustysynth, &report.fluidsynth, &report.voices);
     println!("fonts       {}", r.fonts.join(" + "));
     println!(
-        "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms",
-        r.font_load_ms, r.engine, r.engine_build_ms, f.engine, f.engine_build_ms
+        "font load   {:.0} ms (resolving, rustysynth's parse); synth build: {} {:.0} ms, {} {:.0} ms, {} {:.0} ms",
+        r.font_load_ms, r.engine, r.engine_build_ms, f.engine, f.engine_build_ms, v.engine, v.engine_build_ms
     );
     println!(
-        "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through both, each: engine → reverb → leveller → limiter, 100 ms chunks",
+        "phrases     {} × {:.0} s (8 bars at 60 BPM), the same notes through all three, each: engine → reverb → leveller → limiter, 100 ms chunks",
         r.phrases, r.phrase_seconds
     );
     println!();
     println!(
-        "{:<10} {:>12} {:>14} {:>8}",
-        "ms/phrase", r.engine, f.engine, "ratio"
+        "{:<10} {:>12} {:>14} {:>8} {:>10} {:>8}",
+        "ms/phrase", r.engine, f.engine, "ratio", v.engine, "ratio"
     );
-    for (name, a, b) in [
-        ("p50", r.p50_ms, f.p50_ms),
-        ("p95", r.p95_ms, f.p95_ms),
-        ("p99", r.p99_ms, f.p99_ms),
-        ("max", r.max_ms, f.max_ms),
+    for (name, a, b, c) in [
+        ("p50", r.p50_ms, f.p50_ms, v.p50_ms),
+        ("p95", r.p95_ms, f.p95_ms, v.p95_ms),
+        ("p99", r.p99_ms, f.p99_ms, v.p99_ms),
+        ("max", r.max_ms, f.max_ms, v.max_ms),
     ] {
-        println!("{name:<10} {a:>12.1} {b:>14.1} {:>8.2}", b / a);
+        println!(
+            "{name:<10} {a:>12.1} {b:>14.1} {:>8.2} {c:>10.1} {:>8.2}",
+            b / a,
+            b / c
+        );
     }
     println!(
-        "{:<10} {:>11.0}× {:>13.0}×",
-        "real time", r.realtime_factor, f.realtime_factor
+        "{:<10} {:>11.0}× {:>13.0}× {:>8} {:>9.0}×",
+        "real time", r.realtime_factor, f.realtime_factor, "", v.realtime_factor
     );
     println!(
-        "{:<10} {:>12.2} {:>14.2}   (ms per 100 ms chunk)",
-        "chunk p99", r.chunk_p99_ms, f.chunk_p99_ms
+        "{:<10} {:>12.2} {:>14.2} {:>8} {:>10.2}   (ms per 100 ms chunk)",
+        "chunk p99", r.chunk_p99_ms, f.chunk_p99_ms, "", v.chunk_p99_ms
     );
     println!();
     println!(
         "ratio       {:.2} (libfluidsynth ms / rustysynth ms at p50; p95 {:.2})",
         report.ratio_p50, report.ratio_p95
+    );
+    println!(
+        "ratio       {:.2} (libfluidsynth ms / voices ms at p50; p95 {:.2})",
+        report.voices_ratio_p50, report.voices_ratio_p95
     );
     println!();
     match (&report.command, &report.command_error) {

@@ -201,6 +201,10 @@ pub struct Hello<'a> {
     pub preset: Option<&'a str>,
     pub params: &'a Params,
     pub next_seq: u64,
+    /// Sent back as `resume` (with `from`) by a listener that reconnects,
+    /// to hear the same piece go on; absent in a room.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resume: Option<&'a str>,
     pub server_version: &'static str,
     /// For the listener that created a room: the key its controls must
     /// carry (`"key"`). Absent for everyone else.
@@ -368,6 +372,7 @@ mod tests {
             preset: Some("focus"),
             params: &params,
             next_seq: 0,
+            resume: Some("00ff"),
             server_version: "0.1.0",
             control_key: None,
         }));

@@ -45,6 +45,10 @@ const app = {
   lastUnderruns: 0,
   latencyMs: null,
   controlLatencyMs: null,
+  // The seq of the last chunk heard, and how often the next one heard was
+  // not the one after it (music skipped or repeated, e.g. a new piece).
+  lastSeq: null,
+  seqJumps: 0,
   serverMessage: null,
 };
 
@@ -57,9 +61,17 @@ let reportTimer = null;
 let countdownTimer = null;
 
 const connection = new Connection({
-  url: () => {
+  url: (resume) => {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    return `${scheme}://${location.host}/ws/stream?${streamQuery(settings, format)}`;
+    const q = streamQuery(settings, format);
+    // The same piece, from the first chunk not yet received: the seed too,
+    // so a restarted server that no longer knows the token rebuilds it.
+    if (resume && app.params) {
+      q.set('resume', resume.token);
+      q.set('from', String(resume.from));
+      q.set('seed', String(app.params.seed));
+    }
+    return `${scheme}://${location.host}/ws/stream?${q}`;
   },
   onState: (state) => {
     app.connection = state;
@@ -170,6 +182,8 @@ function onWorkletStatus(status) {
   app.playing = status.playing;
   const started = status.started;
   if (started) {
+    if (app.lastSeq !== null && started.seq !== app.lastSeq + 1) app.seqJumps++;
+    app.lastSeq = started.seq;
     const heardAt = player.heardAt(started.time);
     const { latency, controls } = measure.chunkHeard(
       started.conn,
@@ -211,6 +225,7 @@ async function start() {
       return;
     }
     app.contextError = null;
+    showBackgroundPiece();
     setPressed(true);
     return;
   }
@@ -230,6 +245,7 @@ async function start() {
   }
   app.contextError = null;
   app.streamsSinceStart = 0;
+  app.lastSeq = null;
   meter.start();
   connection.start();
   setPressed(true);
@@ -269,6 +285,7 @@ async function stop() {
 async function stopPlaying() {
   if (background.active) {
     background.stop();
+    $('meter').hidden = false;
     setPressed(false);
     renderState();
     return;
@@ -342,6 +359,25 @@ function restartBackground() {
   renderListenLinks();
   if (!background.playing) return;
   background.start(listenUrl(settings, background.format), settings.preset, settings.volume).catch(() => renderState());
+  showBackgroundPiece();
+}
+
+/** The HTTP stream sends no `hello`: what plays is what its URL asked for.
+ * The spectrum comes from the worklet path, which the audio element does
+ * not go through (routing it through Web Audio would tie it to an
+ * AudioContext, which background tabs suspend), so the meter steps aside. */
+function showBackgroundPiece() {
+  app.preset = settings.preset ?? null;
+  app.params = {
+    key: settings.key,
+    mode: settings.mode,
+    bpm: settings.bpm,
+    intensity: settings.intensity,
+    seed: app.params?.seed,
+    pad_program: settings.pad_program,
+  };
+  $('meter').hidden = true;
+  renderNowPlaying();
 }
 
 /** A preset replaces key, mode, tempo and intensity; they are set here too,
@@ -573,6 +609,12 @@ function stats() {
     tier: w ? w.tier : null,
     jitterMs: w ? w.jitterMs : null,
     underruns: w ? w.underruns : 0,
+    silentFrames: w ? w.silentFrames : 0,
+    droppedFrames: w ? w.droppedFrames : 0,
+    tierChanges: w ? w.tierChanges : 0,
+    rate: w ? w.rate : 1,
+    lastSeq: app.lastSeq,
+    seqJumps: app.seqJumps,
     latencyMs: app.latencyMs,
     controlLatencyMs: app.controlLatencyMs,
     clockOffsetMs: clock.offsetMs,

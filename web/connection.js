@@ -1,11 +1,18 @@
 // The WebSocket to /ws/stream, kept alive: when it drops, it is reopened
 // with exponential backoff and ±20 % jitter (brief §4.4) so that a restarted
-// server is not hit by every listener in the same instant.
+// server is not hit by every listener in the same instant. The first retry
+// comes after 150 ms: most drops are a blip, and a server that is back
+// should not wait out a whole backoff step.
+//
+// A reconnect resumes the same piece: the `hello` carries a resume token, and
+// the next socket asks for it back together with the first chunk it still
+// needs, so the server reattaches the session it kept (or, after a restart,
+// rebuilds it from the parameters, seed and position) and the music goes on.
 
 import { decodeBinaryFrame, decodeJsonChunk } from './wire.js';
 
-const BASE_DELAY_MS = 1000;
-const MAX_DELAY_MS = 60000;
+const BASE_DELAY_MS = 150;
+const MAX_DELAY_MS = 15000;
 const MAX_ATTEMPTS = 10;
 const JITTER = 0.2;
 
@@ -22,8 +29,9 @@ export function backoffDelay(attempt, random = Math.random) {
  *   onHello(msg)                  a new stream began
  *   onChunk(chunk, conn, arrival) arrival: performance.now() at receipt
  *   onMessage(msg, conn)          any other server message (params, pong, error)
- * `url()` is asked afresh for every attempt, so a reconnect carries the
- * settings current at that moment.
+ * `url(resume)` is asked afresh for every attempt, so a reconnect carries
+ * the settings current at that moment; `resume` is null on a fresh start,
+ * else { token, from } (the next chunk seq wanted).
  */
 export class Connection {
   constructor({ url, onState, onHello, onChunk, onMessage }) {
@@ -34,12 +42,14 @@ export class Connection {
     this.attempt = 0;
     this.timer = null;
     this.active = false;
+    this.resume = null;
   }
 
   start() {
     if (this.active) return;
     this.active = true;
     this.attempt = 0;
+    this.resume = null;
     this.open();
   }
 
@@ -65,7 +75,7 @@ export class Connection {
   open() {
     this.timer = null;
     this.setState({ name: 'connecting', attempt: this.attempt, maxAttempts: MAX_ATTEMPTS });
-    const ws = new WebSocket(this.url());
+    const ws = new WebSocket(this.url(this.resume));
     ws.binaryType = 'arraybuffer';
     const conn = ++this.conn;
     ws.onmessage = (e) => this.receive(e.data, conn);
@@ -80,7 +90,7 @@ export class Connection {
     const arrival = performance.now();
     if (typeof data !== 'string') {
       const chunk = decodeBinaryFrame(data);
-      if (chunk) this.handlers.onChunk(chunk, conn, arrival);
+      if (chunk) this.chunk(chunk, conn, arrival);
       return;
     }
     let msg;
@@ -90,16 +100,22 @@ export class Connection {
       return;
     }
     if (msg.type === 'audio_chunk') {
-      this.handlers.onChunk(decodeJsonChunk(msg), conn, arrival);
+      this.chunk(decodeJsonChunk(msg), conn, arrival);
     } else if (msg.type === 'hello') {
       // Only a stream the server accepted counts as a success: a server that
       // accepts the socket and closes it at once still backs off.
       this.attempt = 0;
+      if (typeof msg.resume === 'string') this.resume = { token: msg.resume, from: msg.next_seq };
       this.setState({ name: 'streaming' });
       this.handlers.onHello(msg);
     } else {
       this.handlers.onMessage(msg, conn);
     }
+  }
+
+  chunk(chunk, conn, arrival) {
+    if (this.resume) this.resume.from = chunk.seq + 1;
+    this.handlers.onChunk(chunk, conn, arrival);
   }
 
   retry() {

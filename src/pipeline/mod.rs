@@ -6,6 +6,8 @@
 
 pub mod calibration;
 mod layer;
+#[cfg(test)]
+mod resume_tests;
 pub mod stems;
 
 use std::collections::VecDeque;
@@ -24,6 +26,9 @@ use layer::Layer;
 const MAX_BLOCK: usize = 4_410;
 /// A stream starts with a fade-in rather than a wall of sound (DESIGN §5).
 const FADE_IN_FRAMES: u64 = crate::SAMPLE_RATE as u64 * 3 / 2;
+/// A piece resumed mid-way comes back over 200 ms: the listener heard it a
+/// moment ago, so a long fade would sound like a new start.
+const RESUME_FADE_FRAMES: u64 = crate::SAMPLE_RATE as u64 / 5;
 
 /// Builds a synthesizer in place of a SoundFont engine: tests give a signal
 /// generator, so session logic is checked without fonts.
@@ -136,6 +141,43 @@ impl Renderer {
         self.piano.engine_name()
     }
 
+    /// Moves a fresh renderer to `frame` by running the composer alone (the
+    /// composer is deterministic, so the piece is where it would have been)
+    /// and striking there the notes that would still be held, with a short
+    /// fade-in. The synthesizers render nothing on the way: this costs the
+    /// composer's time only, about a beat's worth of work per beat skipped.
+    pub fn skip_to(&mut self, frame: Frame) {
+        let mut held: Vec<Event> = Vec::new();
+        let mut half = Vec::new();
+        while self.composer.horizon() <= frame {
+            half.clear();
+            self.composer.compose_half(&mut half);
+            half.sort_by_key(|e| (e.frame, order(&e.kind)));
+            for e in half.drain(..) {
+                if e.frame >= frame {
+                    self.pending.push_back(e);
+                    continue;
+                }
+                match e.kind {
+                    EventKind::Program { .. } => self.apply(&e),
+                    EventKind::NoteOn { key, .. } => {
+                        held.retain(|h| !is_note(h, e.channel, key));
+                        held.push(e);
+                    }
+                    EventKind::NoteOff { key } => held.retain(|h| !is_note(h, e.channel, key)),
+                }
+            }
+        }
+        for e in held.into_iter().rev() {
+            self.pending.push_front(Event { frame, ..e });
+        }
+        self.pending
+            .make_contiguous()
+            .sort_by_key(|e| (e.frame, order(&e.kind)));
+        self.position = frame;
+        self.fade = Fade::fade_in(RESUME_FADE_FRAMES);
+    }
+
     /// Stops the music where it is: nothing new is played, every sounding
     /// note is released and rings out with the reverb (a render's tail).
     pub fn release(&mut self) {
@@ -229,14 +271,23 @@ impl Renderer {
             if e.frame > self.position {
                 break;
             }
-            if e.channel == PIANO_CHANNEL {
-                self.piano.apply(e);
-            } else {
-                self.pad.apply(e);
-            }
+            let e = *e;
+            self.apply(&e);
             self.pending.pop_front();
         }
     }
+
+    fn apply(&mut self, e: &Event) {
+        if e.channel == PIANO_CHANNEL {
+            self.piano.apply(e);
+        } else {
+            self.pad.apply(e);
+        }
+    }
+}
+
+fn is_note(e: &Event, channel: u8, key: u8) -> bool {
+    e.channel == channel && matches!(e.kind, EventKind::NoteOn { key: k, .. } if k == key)
 }
 
 /// At one frame, programs are set before notes, and a note is released before

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
 use crate::music::params::{control, control_names};
 use crate::music::Params;
+use crate::stream::Resume;
 use crate::wire::WireFormat;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -13,13 +14,19 @@ pub struct StreamRequest {
     pub room: Option<String>,
     pub params: Params,
     pub preset: Option<String>,
+    pub resume: Option<Resume>,
 }
 
 const MAX_ROOM_LEN: usize = 64;
+const MAX_TOKEN_LEN: usize = 64;
+/// A resumed piece starts at most a day in: the composer is run forward to
+/// the position (about 2 × 10⁵ eighth notes for a day at 120 BPM), so the
+/// position is bounded.
+const MAX_FROM: u64 = 24 * 3600 * 10;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QueryError {
-    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room", names = control_names())]
+    #[error("unknown query parameter \"{0}\": allowed are format, {names}, room, resume, from", names = control_names())]
     Unknown(String),
     #[error("format must be \"binary\" or \"json\", got \"{0}\"")]
     Format(String),
@@ -31,6 +38,14 @@ pub enum QueryError {
     Room(String),
     #[error(transparent)]
     Params(#[from] ChangeError),
+    #[error(
+        "resume must be 1–{MAX_TOKEN_LEN} hexadecimal digits (the token from `hello`), got \"{0}\""
+    )]
+    Token(String),
+    #[error("from must be a chunk number from 0 to {MAX_FROM}, got \"{0}\"")]
+    From(String),
+    #[error("resume and from go together: the token from `hello` and the next chunk wanted")]
+    ResumeHalf,
 }
 
 impl StreamRequest {
@@ -38,6 +53,8 @@ impl StreamRequest {
     pub fn parse(query: &HashMap<String, String>) -> Result<Self, QueryError> {
         let mut format = WireFormat::Binary;
         let mut room = None;
+        let mut token = None;
+        let mut from = None;
         let mut change = ParamChange::default();
         for (name, value) in query {
             match name.as_str() {
@@ -59,16 +76,35 @@ impl StreamRequest {
                     }
                     room = Some(value.clone());
                 }
+                "resume" => {
+                    let ok = !value.is_empty()
+                        && value.len() <= MAX_TOKEN_LEN
+                        && value.chars().all(|c| c.is_ascii_hexdigit());
+                    if !ok {
+                        return Err(QueryError::Token(clip(value)));
+                    }
+                    token = Some(value.clone());
+                }
+                "from" => {
+                    let n = value.parse::<u64>().ok().filter(|n| *n <= MAX_FROM);
+                    from = Some(n.ok_or_else(|| QueryError::From(clip(value)))?);
+                }
                 other if control(other).is_some() => change.set(other, RawValue::Text(value))?,
                 other => return Err(QueryError::Unknown(clip(other))),
             }
         }
         let (params, preset) = change.resolve()?;
+        let resume = match (token, from) {
+            (Some(token), Some(from)) => Some(Resume { token, from }),
+            (None, None) => None,
+            _ => return Err(QueryError::ResumeHalf),
+        };
         Ok(Self {
             format,
             room,
             params,
             preset: preset.map(|p| p.name.to_string()),
+            resume,
         })
     }
 }
@@ -127,9 +163,28 @@ pub(crate) mod tests {
             (vec![("seed", "-1")], "whole number"),
             (vec![("room", "a b")], "letters"),
             (vec![("preset", "disco")], "focus"),
+            (vec![("resume", "zz"), ("from", "1")], "hexadecimal"),
+            (vec![("resume", "ab"), ("from", "-1")], "chunk number"),
+            (vec![("resume", "ab"), ("from", "864001")], "chunk number"),
+            (vec![("resume", "ab")], "go together"),
         ] {
             let e = StreamRequest::parse(&q(&pairs)).unwrap_err().to_string();
             assert!(e.contains(needle), "{pairs:?}: {e}");
         }
+    }
+
+    #[test]
+    fn a_resume_carries_its_token_and_position() {
+        let r = StreamRequest::parse(&q(&[("resume", "00ff"), ("from", "1234"), ("seed", "7")]))
+            .unwrap();
+        assert_eq!(
+            r.resume,
+            Some(Resume {
+                token: "00ff".into(),
+                from: 1234
+            })
+        );
+        assert_eq!(r.params.seed, 7);
+        assert_eq!(StreamRequest::parse(&q(&[])).unwrap().resume, None);
     }
 }

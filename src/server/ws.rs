@@ -86,11 +86,12 @@ pub async fn run(
 ) {
     let (mut sink, stream) = socket.split();
     let listener = match hub
-        .join_from(
+        .join_resuming(
             client,
             request.room.clone(),
             request.params.clone(),
             request.preset.clone(),
+            request.resume.clone(),
         )
         .await
     {
@@ -123,7 +124,10 @@ pub async fn run(
             // frame (and its reason) before the client reads it.
             let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
         }
-        () = &mut reader => session.leave(id).await,
+        ended = &mut reader => match ended {
+            Ended::Closed => session.leave(id).await,
+            Ended::Dropped => session.detach(id).await,
+        },
     }
 }
 
@@ -140,6 +144,7 @@ fn hello(listener: &Listener, request: &StreamRequest) -> String {
         preset: state.preset.as_deref(),
         params: &state.params,
         next_seq: listener.info.next_seq,
+        resume: listener.info.resume.as_deref(),
         server_version: env!("CARGO_PKG_VERSION"),
         control_key: control_key.as_deref(),
     })
@@ -218,7 +223,9 @@ async fn write_loop(
             }
         };
         if sent.is_err() {
-            break;
+            // The peer is gone or stuck, not gone by choice: it may resume.
+            listener.detach().await;
+            return;
         }
         metrics.bytes_sent.fetch_add(len as u64, Ordering::Relaxed);
     }
@@ -363,13 +370,20 @@ fn on_ping(t: f64) -> String {
     .to_json()
 }
 
+/// How a client's side of the conversation ended: by its close frame (it
+/// left), or by the connection dying or going silent (it may come back).
+enum Ended {
+    Closed,
+    Dropped,
+}
+
 async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     replies: mpsc::Sender<Reply>,
     session: SessionHandle,
     hub: Arc<Hub>,
     timeouts: Timeouts,
-) {
+) -> Ended {
     let mut client = Client {
         session,
         metrics: hub.metrics.clone(),
@@ -384,9 +398,11 @@ async fn read_loop(
             );
             close_with(&replies, 1008, reason).await;
             drain(&mut stream).await;
-            return;
+            return Ended::Dropped;
         };
-        let Some(incoming) = incoming else { return };
+        let Some(incoming) = incoming else {
+            return Ended::Dropped;
+        };
         let reply = match incoming {
             Ok(Message::Text(text)) => {
                 // The transport's own limit is far above this one, so a
@@ -398,7 +414,7 @@ async fn read_loop(
                     );
                     close_with(&replies, 1009, reason).await;
                     drain(&mut stream).await;
-                    return;
+                    return Ended::Closed;
                 }
                 if !limit.allow() {
                     if limit.rejected_in_a_row >= MAX_REJECTED {
@@ -406,7 +422,7 @@ async fn read_loop(
                             format!("message flood: more than {RATE_PER_SEC} messages per second");
                         close_with(&replies, 1008, reason).await;
                         drain(&mut stream).await;
-                        return;
+                        return Ended::Closed;
                     }
                     let e = ProtocolError::new(
                         ErrorCode::RateLimited,
@@ -419,14 +435,15 @@ async fn read_loop(
                 }
                 match client.on_text(&text).await {
                     Ok(reply) => reply,
-                    Err(SessionEnded) => return,
+                    Err(SessionEnded) => return Ended::Closed,
                 }
             }
             Ok(Message::Binary(_)) => Some(client.error(&ProtocolError::new(
                 ErrorCode::BinaryNotSupported,
                 "the server accepts only JSON text messages from clients",
             ))),
-            Ok(Message::Close(_)) | Err(_) => return,
+            Ok(Message::Close(_)) => return Ended::Closed,
+            Err(_) => return Ended::Dropped,
             Ok(_) => continue,
         };
         if let Some(r) = reply {
@@ -435,7 +452,7 @@ async fn read_loop(
                 let reason = "message flood: replies are not being read".to_string();
                 close_with(&replies, 1008, reason).await;
                 drain(&mut stream).await;
-                return;
+                return Ended::Closed;
             }
         }
     }

@@ -14,8 +14,9 @@ use super::access::{Access, PerIp, RoomControl, RoomKey};
 use super::metrics::Metrics;
 use super::pool::RenderPool;
 use super::session::{
-    self, CloseReason, JoinInfo, ListenerEntry, Outgoing, SessionHandle, SessionSpec,
+    self, CloseReason, JoinInfo, ListenerEntry, Outgoing, Parking, SessionHandle, SessionSpec,
 };
+use crate::audio::CHUNK_FRAMES;
 use crate::music::Params;
 use crate::pipeline::{EngineFactory, EngineSource, Renderer};
 use crate::soundfont::FontSet;
@@ -56,6 +57,16 @@ pub enum JoinError {
     Engine(String),
 }
 
+/// A listener coming back: the token its `hello` gave, and the first chunk
+/// it still needs. A session kept under the token is reattached; otherwise
+/// (e.g. after a server restart) the piece is rebuilt from the parameters
+/// and seed of the request at that chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    pub token: String,
+    pub from: u64,
+}
+
 /// A listener's end of its session: its queue, the signal that the server
 /// closed it, and what it needs to say hello.
 pub struct Listener {
@@ -75,6 +86,12 @@ impl Listener {
     pub async fn leave(self) {
         self.session.leave(self.id).await;
     }
+
+    /// Leaves because the connection died: a session of its own waits a
+    /// while for the listener to come back with its resume token.
+    pub async fn detach(self) {
+        self.session.detach(self.id).await;
+    }
 }
 
 impl Drop for Listener {
@@ -93,6 +110,10 @@ pub struct Hub {
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
     rooms: Mutex<HashMap<String, SessionHandle>>,
+    /// Sessions of their own listener, by resume token (rooms are not here).
+    resumable: Mutex<HashMap<Arc<str>, SessionHandle>>,
+    /// Sessions waiting for their dropped listener (see `session::RESUME_GRACE`).
+    waiting: Arc<AtomicUsize>,
     listeners: AtomicUsize,
     /// Woken when the last listener leaves (shutdown waits on it).
     idle: Notify,
@@ -139,6 +160,8 @@ impl Hub {
             metrics: Arc::new(Metrics::new()),
             shutdown,
             rooms: Mutex::new(HashMap::new()),
+            resumable: Mutex::new(HashMap::new()),
+            waiting: Arc::new(AtomicUsize::new(0)),
             listeners: AtomicUsize::new(0),
             idle: Notify::new(),
             sessions: Arc::new(AtomicUsize::new(0)),
@@ -222,6 +245,18 @@ impl Hub {
         Ok(())
     }
 
+    /// Sessions now waiting for a dropped listener to resume them.
+    pub fn waiting_for_resume(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// At most this many sessions wait for their listener at once: a
+    /// quarter of the session limit, so dropped listeners never crowd out
+    /// new ones for long.
+    fn max_waiting(&self) -> usize {
+        (self.config.max_sessions / 4).max(1)
+    }
+
     /// Joins the named room (creating it with `params` if it does not exist)
     /// or, without a room, starts a session of the listener's own.
     pub async fn join(
@@ -242,15 +277,101 @@ impl Hub {
         params: Params,
         preset: Option<String>,
     ) -> Result<Listener, JoinError> {
-        self.admit_from(client, room.as_deref())?;
+        self.join_resuming(client, room, params, preset, None).await
+    }
+
+    /// As [`Hub::join_from`], for a listener that may be coming back (see [`Resume`]).
+    pub async fn join_resuming(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+        resume: Option<Resume>,
+    ) -> Result<Listener, JoinError> {
+        let resume = resume.filter(|_| room.is_none());
+        let kept = resume.as_ref().and_then(|r| self.kept(&r.token));
+        if kept.is_some() {
+            self.admit_listener()?;
+        } else {
+            self.admit_from(client, room.as_deref())?;
+        }
         self.listeners.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // From here on the count is released by Listener's Drop, or below.
-        let joined = self.join_counted(id, client, room, params, preset).await;
+        let joined = match (kept, &resume) {
+            (Some(handle), Some(r)) => match self.rejoin(id, &handle, r.from).await {
+                Some(listener) => Ok(listener),
+                None => {
+                    self.join_counted(id, client, room, params, preset, resume)
+                        .await
+                }
+            },
+            _ => {
+                self.join_counted(id, client, room, params, preset, resume)
+                    .await
+            }
+        };
         if joined.is_err() {
             self.listeners.fetch_sub(1, Ordering::Relaxed);
         }
         joined
+    }
+
+    fn kept(&self, token: &str) -> Option<SessionHandle> {
+        let kept = self.resumable.lock().unwrap_or_else(|e| e.into_inner());
+        kept.get(token).filter(|h| !h.is_closed()).cloned()
+    }
+
+    fn admit_listener(&self) -> Result<(), JoinError> {
+        if self.shutdown.is_cancelled() {
+            return Err(JoinError::ShuttingDown);
+        }
+        if self.listeners() >= self.config.max_listeners {
+            return Err(JoinError::TooManyListeners {
+                limit: self.config.max_listeners,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reattaches a listener to the session kept under its token; None if
+    /// that session ended meanwhile.
+    async fn rejoin(
+        self: &Arc<Self>,
+        id: u64,
+        handle: &SessionHandle,
+        from: u64,
+    ) -> Option<Listener> {
+        let (entry, queue, kicked) = self.entry(id);
+        let info = handle.join(entry, Some(from)).await.ok()?;
+        Some(Listener {
+            id,
+            session: handle.clone(),
+            info,
+            queue,
+            kicked,
+            control_key: None,
+            hub: Arc::clone(self),
+        })
+    }
+
+    fn entry(
+        &self,
+        id: u64,
+    ) -> (
+        ListenerEntry,
+        mpsc::Receiver<Outgoing>,
+        oneshot::Receiver<CloseReason>,
+    ) {
+        let (queue_tx, queue) = mpsc::channel(self.config.queue_chunks.max(2));
+        let (kick, kicked) = oneshot::channel();
+        let entry = ListenerEntry {
+            id,
+            queue: queue_tx,
+            kick,
+        };
+        (entry, queue, kicked)
     }
 
     async fn join_counted(
@@ -260,25 +381,26 @@ impl Hub {
         room: Option<String>,
         params: Params,
         preset: Option<String>,
+        resume: Option<Resume>,
     ) -> Result<Listener, JoinError> {
         // A room whose session is ending refuses the join; the next attempt
         // finds it gone and starts a new one. Two tries suffice.
         for _ in 0..2 {
-            let (queue_tx, queue) = mpsc::channel(self.config.queue_chunks.max(2));
-            let (kick, kicked) = oneshot::channel();
-            let entry = ListenerEntry {
-                id,
-                queue: queue_tx,
-                kick,
+            let (entry, queue, kicked) = self.entry(id);
+            let start = Start {
+                client,
+                room: room.as_deref(),
+                params: &params,
+                preset: &preset,
+                resume: resume.as_ref(),
             };
-            let (session, info, control_key) =
-                match self.find_or_start(client, room.as_deref(), &params, &preset, entry)? {
-                    Found::Started(handle, info, key) => (handle, info, key),
-                    Found::Existing(handle, entry) => match handle.join(entry).await {
-                        Ok(info) => (handle, info, None),
-                        Err(_) => continue,
-                    },
-                };
+            let (session, info, control_key) = match self.find_or_start(start, entry)? {
+                Found::Started(handle, info, key) => (handle, info, key),
+                Found::Existing(handle, entry) => match handle.join(entry, None).await {
+                    Ok(info) => (handle, info, None),
+                    Err(_) => continue,
+                },
+            };
             return Ok(Listener {
                 id,
                 session,
@@ -296,12 +418,16 @@ impl Hub {
     /// under one lock so two listeners arriving together share one session.
     fn find_or_start(
         self: &Arc<Self>,
-        client: Option<IpAddr>,
-        room: Option<&str>,
-        params: &Params,
-        preset: &Option<String>,
+        start: Start,
         first: ListenerEntry,
     ) -> Result<Found, JoinError> {
+        let Start {
+            client,
+            room,
+            params,
+            preset,
+            resume,
+        } = start;
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = room {
             if let Some(h) = rooms.get(r).filter(|h| !h.is_closed()) {
@@ -335,14 +461,29 @@ impl Hub {
             _ => None,
         };
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
-        let renderer = Renderer::new(params.clone(), &self.engines)
+        let mut renderer = Renderer::new(params.clone(), &self.engines)
             .map_err(|e| JoinError::Engine(e.to_string()))?;
+        let first_seq = resume.map_or(0, |r| r.from);
+        if first_seq > 0 {
+            renderer.skip_to(first_seq * CHUNK_FRAMES as u64);
+        }
+        // A listener of its own can come back to this session; a room is
+        // found again by its name.
+        let token: Option<Arc<str>> = room
+            .is_none()
+            .then(|| resume.map_or_else(|| new_token().into(), |r| r.token.as_str().into()));
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),
             control,
             renderer,
             preset: preset.clone(),
+            first_seq,
+            resume: token.clone(),
+            parking: token.as_ref().map(|_| Parking {
+                waiting: Arc::clone(&self.waiting),
+                max: self.max_waiting(),
+            }),
             lead_chunks: self.config.lead_chunks,
             pool: Arc::clone(&self.pool),
             metrics: Arc::clone(&self.metrics),
@@ -353,18 +494,30 @@ impl Hub {
         let sessions = Arc::clone(&self.sessions);
         let room_name = room.map(str::to_string);
         let session_id = id.clone();
+        let ended_token = token.clone();
         let (handle, info) = session::spawn(spec, first, move || {
             drop(owner);
             sessions.fetch_sub(1, Ordering::Relaxed);
-            if let (Some(hub), Some(r)) = (hub.upgrade(), room_name) {
+            let Some(hub) = hub.upgrade() else { return };
+            if let Some(r) = room_name {
                 let mut rooms = hub.rooms.lock().unwrap_or_else(|e| e.into_inner());
                 if rooms.get(&r).is_some_and(|h| h.id == session_id) {
                     rooms.remove(&r);
                 }
             }
+            if let Some(t) = ended_token {
+                let mut kept = hub.resumable.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.get(&t).is_some_and(|h| h.id == session_id) {
+                    kept.remove(&t);
+                }
+            }
         });
         if let Some(r) = room {
             rooms.insert(r.to_string(), handle.clone());
+        }
+        if let Some(t) = token {
+            let mut kept = self.resumable.lock().unwrap_or_else(|e| e.into_inner());
+            kept.insert(t, handle.clone());
         }
         Ok(Found::Started(handle, info, control_key))
     }
@@ -374,6 +527,21 @@ impl Hub {
             limit: self.sessions_by_ip.limit(),
         }
     }
+}
+
+/// What a new session starts from.
+struct Start<'a> {
+    client: Option<IpAddr>,
+    room: Option<&'a str>,
+    params: &'a Params,
+    preset: &'a Option<String>,
+    resume: Option<&'a Resume>,
+}
+
+/// 128 random bits: a token cannot be guessed to take over another
+/// listener's session.
+fn new_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
 }
 
 enum Found {

@@ -11,7 +11,7 @@ pub mod session;
 #[cfg(test)]
 pub(crate) mod session_tests;
 
-pub use hub::{Hub, HubConfig, JoinError, Listener};
+pub use hub::{Hub, HubConfig, JoinError, Listener, Resume};
 
 /// Chunks a session renders ahead of the wall clock: 200 ms of audio that
 /// a new listener receives at once, so its player can start without waiting.

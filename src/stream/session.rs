@@ -3,6 +3,8 @@
 //! it to the render pool for one chunk at a time and applies control changes
 //! between chunks.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -70,6 +72,25 @@ pub struct ControlAck {
 pub struct JoinInfo {
     pub state: ParamsState,
     pub next_seq: u64,
+    /// The token that brings a dropped listener back to this session (see
+    /// `RESUME_GRACE`); None for a room, which is rejoined by its name.
+    pub resume: Option<Arc<str>>,
+}
+
+/// How long a session whose listener dropped (rather than left) waits for
+/// it to come back with its resume token before it ends.
+pub const RESUME_GRACE: Duration = Duration::from_secs(30);
+/// Chunks a session keeps after sending them, so a listener that comes back
+/// gets what was in flight when its connection died and the music goes on
+/// without a gap: 1 s covers the render lead, a backlog and the kernel's
+/// buffers on a healthy link; a fixed ring, shared with the listeners' queues.
+const REPLAY_CHUNKS: usize = 10;
+
+/// How many sessions may wait for their listener at once, across the hub:
+/// a waiting session holds its synthesizers, so the count is bounded.
+pub(super) struct Parking {
+    pub waiting: Arc<AtomicUsize>,
+    pub max: usize,
 }
 
 pub struct ListenerEntry {
@@ -81,9 +102,15 @@ pub struct ListenerEntry {
 pub(super) enum Command {
     Join {
         entry: ListenerEntry,
+        /// The first chunk the listener still needs, when it comes back.
+        from: Option<u64>,
         reply: oneshot::Sender<JoinInfo>,
     },
     Leave {
+        id: u64,
+    },
+    /// The listener's connection died: it may come back (see `RESUME_GRACE`).
+    Detach {
         id: u64,
     },
     Control {
@@ -128,12 +155,23 @@ impl SessionHandle {
         rx.await.map_err(|_| SessionEnded)
     }
 
-    pub(super) async fn join(&self, entry: ListenerEntry) -> Result<JoinInfo, SessionEnded> {
-        self.request(|reply| Command::Join { entry, reply }).await
+    pub(super) async fn join(
+        &self,
+        entry: ListenerEntry,
+        from: Option<u64>,
+    ) -> Result<JoinInfo, SessionEnded> {
+        self.request(|reply| Command::Join { entry, from, reply })
+            .await
     }
 
     pub async fn leave(&self, id: u64) {
         let _ = self.commands.send(Command::Leave { id }).await;
+    }
+
+    /// Leaves because the connection died, not by choice: a session of its
+    /// own then waits a while for the listener to resume it.
+    pub async fn detach(&self, id: u64) {
+        let _ = self.commands.send(Command::Detach { id }).await;
     }
 
     pub async fn control(
@@ -178,6 +216,11 @@ pub(super) struct SessionSpec {
     pub control: RoomControl,
     pub renderer: Renderer,
     pub preset: Option<String>,
+    /// The first chunk's seq: 0, or where a resumed piece goes on.
+    pub first_seq: u64,
+    pub resume: Option<Arc<str>>,
+    /// None for a room: it is not kept for anyone.
+    pub parking: Option<Parking>,
     pub lead_chunks: u64,
     pub pool: Arc<RenderPool>,
     pub metrics: Arc<Metrics>,
@@ -209,13 +252,18 @@ pub(super) fn spawn(
             preset: spec.preset.clone(),
             params: spec.renderer.params().clone(),
         },
-        next_seq: 0,
+        next_seq: spec.first_seq,
+        resume: spec.resume.clone(),
     };
     let task = SessionTask {
         renderer: Some(spec.renderer),
         preset: spec.preset,
         listeners: vec![first],
-        seq: 0,
+        seq: spec.first_seq,
+        resume: spec.resume,
+        parking: spec.parking,
+        history: VecDeque::with_capacity(REPLAY_CHUNKS),
+        detached: false,
         lead_chunks: spec.lead_chunks,
         pool: spec.pool,
         metrics: spec.metrics,
@@ -235,6 +283,12 @@ struct SessionTask {
     preset: Option<String>,
     listeners: Vec<ListenerEntry>,
     seq: u64,
+    resume: Option<Arc<str>>,
+    parking: Option<Parking>,
+    /// The last chunks sent, oldest first, for a listener that resumes.
+    history: VecDeque<Arc<Chunk>>,
+    /// The last listener to go dropped rather than left.
+    detached: bool,
     lead_chunks: u64,
     pool: Arc<RenderPool>,
     metrics: Arc<Metrics>,
@@ -251,12 +305,22 @@ const SHUTDOWN_FADE_CHUNKS: u64 = 3;
 
 impl SessionTask {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>, shutdown: CancellationToken) {
-        let start = Instant::now();
-        while !self.listeners.is_empty() {
+        let mut start = Instant::now();
+        let mut start_seq = self.seq;
+        loop {
+            if self.listeners.is_empty() {
+                if !self.wait_for_resume(&mut commands, &shutdown).await {
+                    break;
+                }
+                // Back from a pause: a new schedule, `lead` chunks ahead again.
+                start = Instant::now();
+                start_seq = self.seq;
+            }
             // Chunk n leaves at start + (n - lead) × 100 ms: an absolute
             // schedule, so repeated sleeps never accumulate drift, and the
             // stream runs exactly `lead` chunks ahead of the wall clock.
-            let due = start + CHUNK_DURATION * self.seq.saturating_sub(self.lead_chunks) as u32;
+            let ahead = (self.seq - start_seq).saturating_sub(self.lead_chunks);
+            let due = start + CHUNK_DURATION * ahead as u32;
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => {
@@ -281,18 +345,67 @@ impl SessionTask {
         commands.close();
     }
 
+    /// The last listener dropped: paused (nothing renders), the session
+    /// waits up to `RESUME_GRACE` for a listener to come back. Returns true
+    /// if one did. A listener that left by choice, a room, a full parking
+    /// or a shutdown ends the session at once.
+    async fn wait_for_resume(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let Some(parking) = self.parking.as_ref().filter(|_| self.detached) else {
+            return false;
+        };
+        let waiting = Arc::clone(&parking.waiting);
+        if waiting.fetch_add(1, Ordering::Relaxed) >= parking.max {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        let deadline = Instant::now() + RESUME_GRACE;
+        let resumed = loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break false,
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => {
+                        self.handle(cmd);
+                        if !self.listeners.is_empty() {
+                            break true;
+                        }
+                    }
+                    None => break false,
+                },
+                () = tokio::time::sleep_until(deadline) => break false,
+            }
+        };
+        waiting.fetch_sub(1, Ordering::Relaxed);
+        self.detached = false;
+        resumed
+    }
+
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join { entry, reply } => {
+            Command::Join { entry, from, reply } => {
+                let replay = from.map_or(0, |f| self.replay_start(f, &entry));
                 let info = JoinInfo {
                     state: self.state(),
-                    next_seq: self.seq,
+                    next_seq: self.seq - replay as u64,
+                    resume: self.resume.clone(),
                 };
                 if reply.send(info).is_ok() {
+                    let skip = self.history.len() - replay;
+                    for c in self.history.iter().skip(skip) {
+                        let _ = entry.queue.try_send(Outgoing::Chunk(Arc::clone(c)));
+                    }
                     self.listeners.push(entry);
                 }
             }
             Command::Leave { id } => self.listeners.retain(|l| l.id != id),
+            Command::Detach { id } => {
+                self.listeners.retain(|l| l.id != id);
+                self.detached = self.listeners.is_empty();
+            }
             Command::Control { change, reply } => {
                 let _ = reply.send(self.apply_control(&change));
             }
@@ -308,6 +421,15 @@ impl SessionTask {
                 let _ = reply.send(mp3.subscribe(kbps, self.seq));
             }
         }
+    }
+
+    /// How many of the kept chunks a listener resuming at `from` gets
+    /// again: from `from` on, as many as its queue takes with room to spare.
+    fn replay_start(&self, from: u64, entry: &ListenerEntry) -> usize {
+        let missed = self.seq.saturating_sub(from) as usize;
+        missed
+            .min(self.history.len())
+            .min(entry.queue.max_capacity().saturating_sub(2))
     }
 
     fn state(&self) -> ParamsState {
@@ -392,6 +514,12 @@ impl SessionTask {
             .with_mp3(frames);
         let chunk = Arc::new(chunk);
         self.seq += 1;
+        if self.parking.is_some() {
+            if self.history.len() == REPLAY_CHUNKS {
+                self.history.pop_front();
+            }
+            self.history.push_back(Arc::clone(&chunk));
+        }
         self.broadcast(Outgoing::Chunk(chunk));
         true
     }
@@ -401,6 +529,7 @@ impl SessionTask {
     fn broadcast(&mut self, msg: Outgoing) {
         let all = std::mem::take(&mut self.listeners);
         let mut deepest = 0;
+        let mut kicked = false;
         for l in all {
             match l.queue.try_send(msg.clone()) {
                 Ok(()) => {
@@ -413,8 +542,14 @@ impl SessionTask {
                         .listeners_dropped_slow
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let _ = l.kick.send(CloseReason::TooSlow);
+                    kicked = true;
                 }
             }
+        }
+        // A listener too slow for a while (a stalled link) reconnects and
+        // resumes, as after any other drop.
+        if kicked && self.listeners.is_empty() {
+            self.detached = true;
         }
         if matches!(msg, Outgoing::Chunk(_)) {
             self.metrics.record_queue_depth(deepest as f64);

@@ -4,12 +4,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::{Hub, HubConfig, JoinError, Listener};
-use super::session::{CloseReason, Outgoing};
+use super::hub::{Hub, HubConfig, JoinError, Listener, Resume};
+use super::session::{CloseReason, Outgoing, RESUME_GRACE};
 use crate::audio::CHUNK_FRAMES;
 use crate::music::change::ParamChange;
 use crate::music::Params;
@@ -257,4 +258,123 @@ async fn shutdown_kicks_every_listener() {
     hub.shutdown.cancel();
     assert_eq!((&mut a.kicked).await, Ok(CloseReason::Shutdown));
     assert_eq!(hub.admit(None), Err(JoinError::ShuttingDown));
+}
+
+/// Until `n` sessions wait for their listener: the session task takes its
+/// listener's departure in its own time (it may be rendering a chunk).
+async fn waiting(hub: &Hub, n: usize) {
+    for _ in 0..1000 {
+        if hub.waiting_for_resume() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} sessions waiting, not {n}", hub.waiting_for_resume());
+}
+
+async fn resume(hub: &Arc<Hub>, token: &str, from: u64) -> Listener {
+    let resume = Resume {
+        token: token.to_string(),
+        from,
+    };
+    hub.join_resuming(
+        None,
+        None,
+        Params::default(),
+        Some("focus".into()),
+        Some(resume),
+    )
+    .await
+    .expect("a free slot")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_listener_resumes_its_session_where_it_left_off() {
+    let (hub, seen) = tone_hub(20, 4);
+    let mut l = join(&hub, None).await;
+    let token = l
+        .info
+        .resume
+        .clone()
+        .expect("a session of its own has a token");
+    for seq in 0..3 {
+        assert_eq!(next_chunk(&mut l).await.seq, seq);
+    }
+    let session = l.session.id.clone();
+    l.detach().await;
+    waiting(&hub, 1).await;
+    assert_eq!(hub.sessions(), 1);
+    let rendered = seen.frames.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        seen.frames.load(Ordering::Relaxed),
+        rendered,
+        "a waiting session renders nothing"
+    );
+    let mut back = resume(&hub, &token, 3).await;
+    assert_eq!(back.session.id, session, "the same session");
+    assert_eq!(back.info.resume.as_deref(), Some(&*token));
+    assert_eq!(back.info.next_seq, 3);
+    for seq in 3..8 {
+        assert_eq!(
+            next_chunk(&mut back).await.seq,
+            seq,
+            "no chunk lost or repeated"
+        );
+    }
+    assert_eq!((hub.sessions(), hub.waiting_for_resume()), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unclaimed_session_ends_after_the_grace_and_its_token_rebuilds_the_piece() {
+    let (hub, _) = tone_hub(20, 4);
+    let mut l = join(&hub, None).await;
+    let token = l.info.resume.clone().unwrap();
+    let seed = l.info.state.params.seed;
+    next_chunk(&mut l).await;
+    let session = l.session.clone();
+    l.detach().await;
+    tokio::time::sleep(RESUME_GRACE + Duration::from_secs(1)).await;
+    session.closed().await;
+    assert_eq!((hub.sessions(), hub.waiting_for_resume()), (0, 0));
+    // As after a server restart: the token is unknown, the piece is rebuilt
+    // at the chunk asked for, and keeps the token.
+    let mut back = resume(&hub, &token, 600).await;
+    assert_ne!(back.session.id, session.id);
+    assert_eq!(back.info.next_seq, 600);
+    assert_eq!(back.info.resume.as_deref(), Some(&*token));
+    assert_eq!(back.info.state.params.seed, seed);
+    assert_eq!(next_chunk(&mut back).await.seq, 600);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_that_leaves_by_choice_is_not_waited_for() {
+    let (hub, _) = tone_hub(20, 4);
+    let l = join(&hub, None).await;
+    let session = l.session.clone();
+    l.leave().await;
+    session.closed().await;
+    assert_eq!((hub.sessions(), hub.waiting_for_resume()), (0, 0));
+}
+
+/// On the real clock: the paused one leaps to the waiting session's deadline
+/// whenever every task waits on a render thread.
+#[tokio::test]
+async fn few_sessions_wait_at_once_and_rooms_never() {
+    // Four sessions allowed: one may wait. Queues long enough that nobody
+    // is dropped as too slow while the test does not read them.
+    let (hub, _) = tone_hub(600, 4);
+    let a = join(&hub, None).await;
+    let b = join(&hub, None).await;
+    let r = join(&hub, Some("r")).await;
+    assert_eq!(r.info.resume, None, "a room is rejoined by its name");
+    let (sa, sb, sr) = (a.session.clone(), b.session.clone(), r.session.clone());
+    a.detach().await;
+    waiting(&hub, 1).await;
+    b.detach().await;
+    r.detach().await;
+    sb.closed().await;
+    sr.closed().await;
+    assert!(!sa.is_closed());
+    assert_eq!((hub.sessions(), hub.waiting_for_resume()), (1, 1));
 }

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::engine::{Engine, EngineSettings};
 use super::rusty::RustyEngine;
+use super::voices::VoicesEngine;
 use crate::soundfont::FontSet;
 
 /// The backends Auralis knows. `Fluidsynth` exists even in builds without the
@@ -20,15 +21,22 @@ pub enum EngineKind {
     #[default]
     Rustysynth,
     Fluidsynth,
+    /// Our own SoundFont renderer (`synth::voices`).
+    Voices,
 }
 
 impl EngineKind {
-    pub const ALL: [EngineKind; 2] = [EngineKind::Rustysynth, EngineKind::Fluidsynth];
+    pub const ALL: [EngineKind; 3] = [
+        EngineKind::Rustysynth,
+        EngineKind::Fluidsynth,
+        EngineKind::Voices,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EngineKind::Rustysynth => "rustysynth",
             EngineKind::Fluidsynth => "fluidsynth",
+            EngineKind::Voices => "voices",
         }
     }
 }
@@ -40,7 +48,7 @@ impl fmt::Display for EngineKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown engine {0:?}: expected rustysynth or fluidsynth")]
+#[error("unknown engine {0:?}: expected rustysynth, fluidsynth or voices")]
 pub struct UnknownEngine(String);
 
 impl FromStr for EngineKind {
@@ -72,6 +80,7 @@ pub fn build_engine(
 ) -> Result<Box<dyn Engine>, EngineError> {
     match kind {
         EngineKind::Rustysynth => Ok(Box::new(RustyEngine::new(fonts, settings))),
+        EngineKind::Voices => Ok(Box::new(VoicesEngine::new(fonts, settings))),
         #[cfg(feature = "fluidsynth")]
         EngineKind::Fluidsynth => Ok(Box::new(super::fluid::FluidEngine::new(fonts, settings)?)),
         #[cfg(not(feature = "fluidsynth"))]

@@ -204,9 +204,13 @@ pub fn bench(
 pub struct CompareReport {
     pub rustysynth: BenchReport,
     pub fluidsynth: BenchReport,
+    pub voices: BenchReport,
     /// libfluidsynth ms / rustysynth ms per phrase, at the median.
     pub ratio_p50: f64,
     pub ratio_p95: f64,
+    /// libfluidsynth ms / voices ms per phrase, at the median.
+    pub voices_ratio_p50: f64,
+    pub voices_ratio_p95: f64,
     pub command: Option<CommandReport>,
     /// Why the command was not timed (e.g. not installed).
     pub command_error: Option<String>,
@@ -225,9 +229,9 @@ pub struct CommandReport {
     pub p95_ms: f64,
 }
 
-/// Renders the same phrases with rustysynth and libfluidsynth in one run,
-/// alternating which goes first so that neither always meets a warm or a
-/// cold cache; ratios within one run are what to trust on a noisy machine.
+/// Renders the same phrases with rustysynth, libfluidsynth and our `voices`
+/// in one run, rotating which goes first so that none always meets a warm or
+/// a cold cache; ratios within one run are what to trust on a noisy machine.
 pub fn compare(
     params: &Params,
     phrases: usize,
@@ -236,17 +240,17 @@ pub fn compare(
 ) -> Result<CompareReport, EngineError> {
     let mut rusty = PhraseBench::new(params, fonts, EngineKind::Rustysynth)?;
     let mut fluid = PhraseBench::new(params, fonts, EngineKind::Fluidsynth)?;
+    let mut ours = PhraseBench::new(params, fonts, EngineKind::Voices)?;
     for i in 0..phrases.max(1) {
-        if i % 2 == 0 {
-            rusty.phrase();
-            fluid.phrase();
-        } else {
-            fluid.phrase();
-            rusty.phrase();
+        let mut order = [&mut rusty, &mut fluid, &mut ours];
+        order.rotate_left(i % 3);
+        for bench in order {
+            bench.phrase();
         }
     }
     let rustysynth = rusty.report(fonts, font_load);
     let fluidsynth = fluid.report(fonts, font_load);
+    let voices = ours.report(fonts, font_load);
     let (command, command_error) = match time_fluidsynth_command(params, fonts, phrases.max(1)) {
         Ok(c) => (Some(c), None),
         Err(e) => (None, Some(e)),
@@ -254,8 +258,11 @@ pub fn compare(
     Ok(CompareReport {
         ratio_p50: fluidsynth.p50_ms / rustysynth.p50_ms,
         ratio_p95: fluidsynth.p95_ms / rustysynth.p95_ms,
+        voices_ratio_p50: fluidsynth.p50_ms / voices.p50_ms,
+        voices_ratio_p95: fluidsynth.p95_ms / voices.p95_ms,
         rustysynth,
         fluidsynth,
+        voices,
         command,
         command_error,
     })
