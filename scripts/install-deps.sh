@@ -3,7 +3,7 @@
 # never a downloaded browser. Runs as root or through sudo; does nothing that
 # is already done.
 #
-#   scripts/install-deps.sh --build   what building the server needs (libopus)
+#   scripts/install-deps.sh --build   what building the server needs (libopus, libmp3lame)
 #   scripts/install-deps.sh           that, plus what the test suite needs:
 #                                     Chromium, Firefox ESR, WebKitGTK's
 #                                     driver, Xvfb, PulseAudio and the npm
@@ -20,6 +20,8 @@ need=()
 # /listen.opus links Debian's libopus through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
+# /listen.mp3 links Debian's libmp3lame (LGPL, as a shared library).
+[ -e /usr/include/lame/lame.h ] || need+=(libmp3lame-dev)
 if ! $build_only; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # e2e/engines.mjs: the player in Firefox (over WebDriver BiDi) and in
@@ -33,6 +35,8 @@ if ! $build_only; then
   # tests/salamander.rs encodes its Ogg Vorbis fixtures with ffmpeg;
   # tests/listen.rs decodes the Opus and WAV streams with it.
   command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+  # tests/icecast.rs runs an Icecast origin and relay and pushes a room to them.
+  command -v icecast2 >/dev/null 2>&1 || need+=(icecast2)
   # The SF2 writer's tests also check that the fluidsynth command loads our fonts.
   command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
   # FluidR3_GM: tests/fluidsynth.rs compares the engines on it.

@@ -15,6 +15,7 @@ cargo test --all-targets
 # samples or an installed font stay for a run by hand.
 cargo test --test wire -- --ignored
 cargo test --test sound -- --ignored
+cargo test --test icecast -- --ignored
 cargo test --features fluidsynth --test fluidsynth -- --include-ignored
 cargo test --features fluidsynth --test voices -- --include-ignored
 # Both engines on FluidR3_GM too.

@@ -100,6 +100,15 @@ struct ServeArgs {
     /// is closed.
     #[arg(long, env = "AURALIS_IDLE_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(3..=3600))]
     idle_timeout: u64,
+    /// Push a room to Icecast as a source from start to shutdown, e.g.
+    /// focus=http://source@127.0.0.1:8000/focus.opus (repeat for several).
+    /// The password comes from AURALIS_ICECAST_PASSWORD or
+    /// --icecast-password-file, so it stays off the command line.
+    #[arg(long = "icecast", value_name = "ROOM=URL")]
+    icecast: Vec<auralis::server::icecast::IcecastTarget>,
+    /// File holding the Icecast source password (one line).
+    #[arg(long, env = "AURALIS_ICECAST_PASSWORD_FILE", value_name = "FILE")]
+    icecast_password_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     security: SecurityArgs,
 }
@@ -221,6 +230,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     ))
     .with_context(|| format!("engine {}", args.engine))?;
     tracing::info!(engine = %args.engine, "synthesizer");
+    let icecast = icecast_targets(args.icecast, args.icecast_password_file.as_deref())?;
     let threads = args.render_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
     });
@@ -251,6 +261,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         timeouts: auralis::server::ws::Timeouts {
             idle: std::time::Duration::from_secs(args.idle_timeout),
         },
+        icecast,
         hub: auralis::stream::HubConfig {
             fonts,
             engine: auralis::synth::EngineSettings::default(),
@@ -264,4 +275,27 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     };
     tokio::runtime::Runtime::new()?.block_on(auralis::server::serve_until_signal(config))
+}
+/// The `--icecast` targets with their password: the URL's own, else the
+/// file's, else AURALIS_ICECAST_PASSWORD's.
+fn icecast_targets(
+    targets: Vec<auralis::server::icecast::IcecastTarget>,
+    file: Option<&std::path::Path>,
+) -> Result<Vec<auralis::server::icecast::IcecastTarget>> {
+    if targets.is_empty() {
+        return Ok(targets);
+    }
+    let password = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--icecast-password-file {}", path.display()))?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        None => std::env::var("AURALIS_ICECAST_PASSWORD").ok(),
+    };
+    targets
+        .into_iter()
+        .map(|t| t.with_password(password.as_deref()).map_err(Into::into))
+        .collect()
 }

@@ -203,6 +203,48 @@ async fn opus_stream_decodes_to_music_of_the_expected_length() {
 }
 
 #[tokio::test]
+async fn mp3_stream_decodes_to_44_1_khz_stereo_music() {
+    let server = start().await;
+    let s = read_for(
+        &server,
+        "/listen.mp3?preset=dawn&bitrate=192",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(s.status, 200);
+    assert_eq!(s.headers["content-type"], "audio/mpeg");
+    assert!(!s.ended, "the stream is endless");
+    // An MPEG-1 Layer III frame header first: no tag a live stream can't fill.
+    assert_eq!((s.body[0], s.body[1] & 0xFE), (0xFF, 0xFA));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in.mp3");
+    std::fs::write(&path, &s.body).unwrap();
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-hide_banner", "-i"])
+        .arg(&path)
+        .args(["-f", "s16le", "-"])
+        .output()
+        .await
+        .expect("ffmpeg runs (scripts/install-deps.sh installs it)");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("Audio: mp3") && log.contains("44100 Hz, stereo") && log.contains("192 kb/s"),
+        "{log}"
+    );
+    let pcm = samples(&out.stdout);
+    let secs = pcm.len() as f64 / 2.0 / 44_100.0;
+    // 3 s of real time plus the session's render lead, less LAME's look-ahead.
+    assert!((2.7..=3.6).contains(&secs), "decoded {secs:.2} s");
+    let last_second = &pcm[pcm.len() - 88_200..];
+    assert!(rms(last_second) > 100.0, "rms {:.1}", rms(last_second));
+    // 192 kbit/s: the bytes match the bitrate, a tenth of the WAV stream.
+    let kbps = s.body.len() as f64 * 8.0 / secs / 1000.0;
+    assert!((170.0..=215.0).contains(&kbps), "{kbps:.0} kbit/s");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn ffmpeg_plays_the_opus_url_in_real_time() {
     let server = start().await;
     let url = format!("http://{}/listen.opus?preset=calm", server.addr);

@@ -250,7 +250,7 @@ async function toggle() {
 async function start() {
   if ($('background-mode').checked) {
     try {
-      await background.start(listenUrl(settings, 'opus'), settings.preset, settings.volume);
+      await background.start(listenUrl(settings, background.format), settings.preset, settings.volume);
     } catch (e) {
       app.contextError = `audio unavailable: ${e.message}`;
       renderState();
@@ -396,7 +396,7 @@ function change(name, value) {
 function restartBackground() {
   renderListenLinks();
   if (!background.playing) return;
-  background.start(listenUrl(settings, 'opus'), settings.preset, settings.volume).catch(() => renderState());
+  background.start(listenUrl(settings, background.format), settings.preset, settings.volume).catch(() => renderState());
   showBackgroundPiece();
 }
 

@@ -6,7 +6,14 @@
 
 import { musicNames } from './settings.js';
 
-/** Absolute URL of /listen.opus or /listen.wav for these settings, to paste
+/** The stream format this <audio> element can play: Ogg Opus where the
+ * browser has it (smaller, and the room's existing Opus lane), else MP3
+ * (Safari before 17, older iOS). */
+export function playableFormat(audio) {
+  return audio.canPlayType('audio/ogg; codecs=opus') ? 'opus' : 'mp3';
+}
+
+/** Absolute URL of /listen.opus, /listen.mp3 or /listen.wav for these settings, to paste
  * into VLC, mpv or a smart speaker. */
 export function listenUrl(settings, kind, base = location.href) {
   const q = new URLSearchParams();
@@ -25,6 +32,11 @@ export class BackgroundPlayer {
     this.url = null;
     audio.addEventListener('playing', () => this.onChange());
     audio.addEventListener('pause', () => this.onChange());
+  }
+
+  /** 'opus' or 'mp3': what `start` should be given a URL of. */
+  get format() {
+    return playableFormat(this.audio);
   }
 
   get playing() {

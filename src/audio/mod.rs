@@ -10,6 +10,7 @@ pub mod leveller;
 pub mod limiter;
 pub mod loudness;
 pub mod midi;
+pub mod mp3;
 pub mod opus;
 pub mod pcm;
 pub mod resample;

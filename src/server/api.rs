@@ -15,6 +15,7 @@ use crate::music::params::CONTROLS;
 use crate::music::presets::FOCUS;
 use crate::music::{Params, PRESETS};
 use crate::stats::Percentiles;
+use crate::stream::metrics::PushStatus;
 use crate::stream::Hub;
 
 pub async fn healthz() -> &'static str {
@@ -71,6 +72,7 @@ pub async fn status(
         },
         "presets": PRESETS,
         "controls": controls(),
+        "icecast": pushes_json(&hub),
     }))
 }
 
@@ -113,7 +115,64 @@ fn controls() -> Vec<Value> {
 }
 
 pub async fn metrics(State(hub): State<Arc<Hub>>) -> Json<Value> {
-    Json(metrics_json(&series(&hub)))
+    let mut v = metrics_json(&series(&hub));
+    v["icecast"] = pushes_json(&hub);
+    Json(v)
+}
+
+/// Each room pushed to Icecast: where to, connected, bytes, reconnects.
+fn pushes_json(hub: &Hub) -> Value {
+    hub.metrics.pushes().iter().map(|p| json!(&**p)).collect()
+}
+
+/// The pushed rooms in Prometheus text, one labelled series per mount.
+fn pushes_prometheus(hub: &Hub) -> String {
+    let pushes = hub.metrics.pushes();
+    let mut out = String::new();
+    if pushes.is_empty() {
+        return out;
+    }
+    type Read = fn(&PushStatus) -> u64;
+    let families: [(&str, &str, &str, Read); 4] = [
+        (
+            "icecast_connected",
+            "gauge",
+            "1 while the room's Icecast source connection is up.",
+            |p| u64::from(p.connected.load(Ordering::Relaxed)),
+        ),
+        (
+            "icecast_bytes_sent_total",
+            "counter",
+            "Bytes pushed to Icecast.",
+            |p| p.bytes_sent.load(Ordering::Relaxed),
+        ),
+        (
+            "icecast_connections_total",
+            "counter",
+            "Source connections Icecast accepted.",
+            |p| p.connections.load(Ordering::Relaxed),
+        ),
+        (
+            "icecast_reconnects_total",
+            "counter",
+            "Source connections lost or refused.",
+            |p| p.reconnects.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, kind, help, read) in families {
+        let _ = writeln!(out, "# HELP auralis_{name} {help}");
+        let _ = writeln!(out, "# TYPE auralis_{name} {kind}");
+        for p in &pushes {
+            let _ = writeln!(
+                out,
+                "auralis_{name}{{room=\"{}\",target=\"{}\"}} {}",
+                p.room,
+                p.target,
+                read(p)
+            );
+        }
+    }
+    out
 }
 
 /// The Prometheus text exposition format (0.0.4), written directly: a
@@ -124,7 +183,7 @@ pub async fn prometheus(State(hub): State<Arc<Hub>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        prometheus_text(&series(&hub)),
+        prometheus_text(&series(&hub)) + &pushes_prometheus(&hub),
     )
 }
 

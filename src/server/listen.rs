@@ -1,4 +1,4 @@
-//! /listen.opus and /listen.wav: the music as one endless HTTP response, for
+//! /listen.opus, /listen.mp3 and /listen.wav: the music as one endless HTTP response, for
 //! players that speak no WebSocket (VLC, mpv, smart speakers, `<audio>`).
 //!
 //! An HTTP listener is an ordinary hub listener: it joins a session or a
@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::client::Client;
 use super::peer::{PeerSocket, PeerWatch};
 use super::query::{QueryError, StreamRequest};
+use crate::audio::mp3;
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
 use crate::music::params::{control, control_names};
 use crate::stream::opus::LaneUse;
@@ -44,6 +45,7 @@ pub const FIRST_SEQ_HEADER: &str = "x-auralis-first-seq";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     Opus { kbps: u32 },
+    Mp3 { kbps: u32 },
     Wav,
 }
 
@@ -51,48 +53,74 @@ impl Format {
     fn content_type(self) -> &'static str {
         match self {
             Format::Opus { .. } => "audio/ogg",
+            Format::Mp3 { .. } => "audio/mpeg",
             Format::Wav => "audio/wav",
         }
     }
 }
 
+/// Which of the /listen paths was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Opus,
+    Mp3,
+    Wav,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 enum ListenQueryError {
     #[error("unknown query parameter \"{0}\": allowed are {allowed}", allowed = allowed(.1))]
-    Unknown(String, bool),
-    #[error("bitrate applies to /listen.opus only: WAV is uncompressed")]
+    Unknown(String, Kind),
+    #[error("bitrate applies to /listen.opus and /listen.mp3 only: WAV is uncompressed")]
     BitrateForWav,
     #[error("bitrate must be a whole number of kbit/s from {MIN_KBPS} to {MAX_KBPS}, got \"{0}\"")]
     Bitrate(String),
+    #[error("an MP3 bitrate must be one of {allowed} kbit/s, got \"{0}\"", allowed = mp3_bitrates())]
+    Mp3Bitrate(String),
     #[error(transparent)]
     Stream(#[from] QueryError),
 }
 
 /// What a /listen query may hold: /ws/stream's (`format` aside) and, for
-/// Opus, the bitrate.
-fn allowed(opus: &bool) -> String {
-    let bitrate = if *opus { ", bitrate" } else { "" };
+/// Opus and MP3, the bitrate.
+fn allowed(kind: &Kind) -> String {
+    let bitrate = if *kind == Kind::Wav { "" } else { ", bitrate" };
     format!("{}, room, duration{bitrate}", control_names())
 }
 
-/// The stream query minus `bitrate`, which only /listen.opus knows; the
-/// rest is exactly /ws/stream's (`format` aside: it names a WebSocket
-/// framing, so it is refused here).
+fn mp3_bitrates() -> String {
+    mp3::BITRATES.map(|b| b.to_string()).join(", ")
+}
+
+/// The stream query minus `bitrate`, which only /listen.opus and
+/// /listen.mp3 know; the rest is exactly /ws/stream's (`format` aside: it
+/// names a WebSocket framing, so it is refused here).
 fn parse(
     query: &HashMap<String, String>,
-    opus: bool,
+    kind: Kind,
 ) -> Result<(StreamRequest, Format), ListenQueryError> {
     let mut rest = HashMap::with_capacity(query.len());
-    let mut kbps = DEFAULT_KBPS;
+    let mut kbps = match kind {
+        Kind::Mp3 => mp3::DEFAULT_KBPS,
+        _ => DEFAULT_KBPS,
+    };
     for (name, value) in query {
+        let clipped = || value.chars().take(40).collect();
         match name.as_str() {
-            "bitrate" if !opus => return Err(ListenQueryError::BitrateForWav),
+            "bitrate" if kind == Kind::Wav => return Err(ListenQueryError::BitrateForWav),
+            "bitrate" if kind == Kind::Mp3 => {
+                kbps = value
+                    .parse()
+                    .ok()
+                    .filter(|k| mp3::BITRATES.contains(k))
+                    .ok_or_else(|| ListenQueryError::Mp3Bitrate(clipped()))?;
+            }
             "bitrate" => {
                 kbps = value
                     .parse()
                     .ok()
                     .filter(|k| (MIN_KBPS..=MAX_KBPS).contains(k))
-                    .ok_or_else(|| ListenQueryError::Bitrate(value.chars().take(40).collect()))?;
+                    .ok_or_else(|| ListenQueryError::Bitrate(clipped()))?;
             }
             n if n == "room" || n == "duration" || control(n).is_some() => {
                 rest.insert(name.clone(), value.clone());
@@ -100,15 +128,15 @@ fn parse(
             other => {
                 return Err(ListenQueryError::Unknown(
                     other.chars().take(40).collect(),
-                    opus,
+                    kind,
                 ))
             }
         }
     }
-    let format = if opus {
-        Format::Opus { kbps }
-    } else {
-        Format::Wav
+    let format = match kind {
+        Kind::Opus => Format::Opus { kbps },
+        Kind::Mp3 => Format::Mp3 { kbps },
+        Kind::Wav => Format::Wav,
     };
     Ok((StreamRequest::parse(&rest)?, format))
 }
@@ -121,7 +149,18 @@ pub async fn opus(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let watch = socket.and_then(|Extension(s)| s.watch());
-    listen(hub, client, watch, method, &query, true).await
+    listen(hub, client, watch, method, &query, Kind::Opus).await
+}
+
+pub async fn mp3(
+    State(hub): State<Arc<Hub>>,
+    client: Option<Extension<Client>>,
+    socket: Option<Extension<PeerSocket>>,
+    method: Method,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let watch = socket.and_then(|Extension(s)| s.watch());
+    listen(hub, client, watch, method, &query, Kind::Mp3).await
 }
 
 pub async fn wav(
@@ -132,7 +171,7 @@ pub async fn wav(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let watch = socket.and_then(|Extension(s)| s.watch());
-    listen(hub, client, watch, method, &query, false).await
+    listen(hub, client, watch, method, &query, Kind::Wav).await
 }
 
 async fn listen(
@@ -141,10 +180,10 @@ async fn listen(
     watch: Option<PeerWatch>,
     method: Method,
     query: &HashMap<String, String>,
-    opus: bool,
+    kind: Kind,
 ) -> Response {
     let client = client.map(|Extension(c)| c.addr);
-    let (request, format) = match parse(query, opus) {
+    let (request, format) = match parse(query, kind) {
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     };
@@ -172,6 +211,23 @@ async fn listen(
                 let mut prelude = BytesMut::from(&sub.header[..]);
                 for page in &sub.backlog {
                     prelude.extend_from_slice(page);
+                }
+                (prelude.freeze(), sub.first_seq, Some(sub.lane))
+            }
+            Ok(Err(e)) => {
+                listener.leave().await;
+                return unavailable(e);
+            }
+            Err(e) => {
+                listener.leave().await;
+                return unavailable(e);
+            }
+        },
+        Format::Mp3 { kbps } => match listener.session.mp3(kbps).await {
+            Ok(Ok(sub)) => {
+                let mut prelude = BytesMut::new();
+                for frames in &sub.backlog {
+                    prelude.extend_from_slice(frames);
                 }
                 (prelude.freeze(), sub.first_seq, Some(sub.lane))
             }
@@ -262,7 +318,7 @@ struct Feed {
     listener: Listener,
     format: Format,
     first_seq: u64,
-    /// Keeps the session encoding this listener's Opus bitrate.
+    /// Keeps the session encoding this listener's Opus or MP3 bitrate.
     _lane: Option<Arc<LaneUse>>,
     hub: Arc<Hub>,
     /// The timer ran out: the session has queued its last chunks and let
@@ -350,6 +406,17 @@ impl Feed {
                     }
                     page
                 }
+                Format::Mp3 { kbps } => {
+                    let frames = chunk.mp3_frames(kbps).cloned();
+                    if frames.is_none() {
+                        tracing::warn!(
+                            listener = self.listener.id,
+                            kbps,
+                            "MP3 stream closed: the session could not encode it"
+                        );
+                    }
+                    frames
+                }
             };
         }
     }
@@ -395,18 +462,18 @@ mod tests {
 
     #[test]
     fn bitrate_defaults_and_is_validated() {
-        let (_, f) = parse(&q(&[]), true).unwrap();
+        let (_, f) = parse(&q(&[]), Kind::Opus).unwrap();
         assert_eq!(f, Format::Opus { kbps: DEFAULT_KBPS });
         let (r, f) = parse(
             &q(&[("bitrate", "128"), ("room", "a"), ("preset", "calm")]),
-            true,
+            Kind::Opus,
         )
         .unwrap();
         assert_eq!(f, Format::Opus { kbps: 128 });
         assert_eq!(r.room.as_deref(), Some("a"));
         assert_eq!(r.preset.as_deref(), Some("calm"));
         for bad in ["31", "257", "96k", "-1", ""] {
-            let e = parse(&q(&[("bitrate", bad)]), true).unwrap_err();
+            let e = parse(&q(&[("bitrate", bad)]), Kind::Opus).unwrap_err();
             assert!(e.to_string().contains("32 to 256"), "{bad}: {e}");
         }
     }
@@ -414,15 +481,29 @@ mod tests {
     #[test]
     fn wav_and_opus_refuse_what_they_do_not_take() {
         assert_eq!(
-            parse(&q(&[("bitrate", "96")]), false).unwrap_err(),
+            parse(&q(&[("bitrate", "96")]), Kind::Wav).unwrap_err(),
             ListenQueryError::BitrateForWav
         );
-        let e = parse(&q(&[("format", "json")]), true)
+        let e = parse(&q(&[("format", "json")]), Kind::Opus)
             .unwrap_err()
             .to_string();
         assert!(e.contains("allowed are") && e.contains("bitrate"), "{e}");
-        let e = parse(&q(&[("bpm", "500")]), false).unwrap_err().to_string();
+        let e = parse(&q(&[("bpm", "500")]), Kind::Wav)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("40"), "{e}");
+    }
+
+    #[test]
+    fn mp3_takes_layer_iii_bitrates_only() {
+        let (_, f) = parse(&q(&[]), Kind::Mp3).unwrap();
+        assert_eq!(f, Format::Mp3 { kbps: 128 });
+        let (_, f) = parse(&q(&[("bitrate", "320")]), Kind::Mp3).unwrap();
+        assert_eq!(f, Format::Mp3 { kbps: 320 });
+        let e = parse(&q(&[("bitrate", "100")]), Kind::Mp3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("96, 112, 128") && e.contains("\"100\""), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod accept;
 pub mod api;
 pub mod client;
 pub mod download;
+pub mod icecast;
 pub mod listen;
 pub mod peer;
 pub mod protocol;
@@ -44,6 +45,8 @@ pub struct ServerConfig {
     /// from using a visitor's browser against this server.
     pub allowed_origins: Vec<String>,
     pub timeouts: ws::Timeouts,
+    /// Rooms pushed to Icecast from start to shutdown (`--icecast`).
+    pub icecast: Vec<icecast::IcecastTarget>,
     /// Header deadline, per-address connection limit, trusted proxies.
     pub security: Security,
 }
@@ -113,6 +116,7 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let hub = Hub::new(config.hub, config.render_threads, shutdown.clone());
+    icecast::spawn(&hub, &config.icecast);
     let app = router(AppState {
         hub: Arc::clone(&hub),
         allowed_origins: config.allowed_origins.into(),
@@ -145,6 +149,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/stream", get(stream))
         .route("/listen.opus", get(listen::opus))
+        .route("/listen.mp3", get(listen::mp3))
         .route("/listen.wav", get(listen::wav))
         .route("/download.wav", get(download::wav))
         .route("/download.opus", get(download::opus))

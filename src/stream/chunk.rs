@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use bytes::Bytes;
 
+use super::mp3::Mp3Frames;
 use super::opus::OpusPage;
 use crate::wire::{AudioChunk, BinaryHeader, ServerMessage};
 
@@ -23,6 +24,8 @@ pub struct Chunk {
     /// listeners (see `stream::opus`); made with the chunk, since Opus
     /// state runs from chunk to chunk and cannot be encoded lazily.
     opus: Vec<OpusPage>,
+    /// MP3 frames, one run per bitrate in use (see `stream::mp3`).
+    mp3: Vec<Mp3Frames>,
 }
 
 impl Chunk {
@@ -34,12 +37,23 @@ impl Chunk {
             binary: OnceLock::new(),
             json: OnceLock::new(),
             opus: Vec::new(),
+            mp3: Vec::new(),
         }
     }
 
     pub fn with_opus(mut self, pages: Vec<OpusPage>) -> Self {
         self.opus = pages;
         self
+    }
+
+    pub fn with_mp3(mut self, frames: Vec<Mp3Frames>) -> Self {
+        self.mp3 = frames;
+        self
+    }
+
+    /// This chunk's MP3 frames at `kbps`, if the session encoded that bitrate.
+    pub fn mp3_frames(&self, kbps: u32) -> Option<&Bytes> {
+        self.mp3.iter().find(|p| p.kbps == kbps).map(|p| &p.bytes)
     }
 
     /// This chunk's Ogg page at `kbps`, if the session encoded that bitrate.

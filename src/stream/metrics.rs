@@ -1,8 +1,9 @@
 //! Server-wide counters and recent-sample windows behind /api/metrics and
 //! /metrics. Windows are fixed-size rings, so memory does not grow with uptime.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::stats::Percentiles;
@@ -53,6 +54,24 @@ pub struct Metrics {
     client_buffer_ms: Mutex<Window>,
     /// Per chunk sent, the deepest listener queue of its session, in chunks.
     queue_depth: Mutex<Window>,
+    /// The Icecast mounts this server pushes rooms to, fixed at start.
+    pushes: Mutex<Vec<Arc<PushStatus>>>,
+}
+
+/// One room pushed to an Icecast mount, as /api/status and /metrics show it.
+#[derive(Debug, Default, Serialize)]
+pub struct PushStatus {
+    pub room: String,
+    /// Where to, without the password: `http://source@host:port/mount`.
+    pub target: String,
+    pub connected: AtomicBool,
+    /// Source connections Icecast accepted.
+    pub connections: AtomicU64,
+    /// Attempts after the first: connections lost or refused.
+    pub reconnects: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    /// Why the last connection ended or failed.
+    pub last_error: Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -87,7 +106,22 @@ impl Metrics {
             control_latency_ms: Mutex::new(Window::new()),
             client_buffer_ms: Mutex::new(Window::new()),
             queue_depth: Mutex::new(Window::new()),
+            pushes: Mutex::new(Vec::new()),
         }
+    }
+
+    pub fn add_push(&self, status: Arc<PushStatus>) {
+        self.pushes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(status);
+    }
+
+    pub fn pushes(&self) -> Vec<Arc<PushStatus>> {
+        self.pushes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn record_synth_ms(&self, ms: f64) {

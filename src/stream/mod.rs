@@ -4,6 +4,7 @@ pub mod access;
 pub mod chunk;
 pub mod hub;
 pub mod metrics;
+pub mod mp3;
 pub mod opus;
 pub mod pool;
 pub mod session;

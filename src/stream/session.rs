@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::access::RoomControl;
 use super::chunk::Chunk;
 use super::metrics::Metrics;
+use super::mp3::{Mp3Lanes, Mp3SubscribeError, Mp3Subscription};
 use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
 use crate::audio::{pcm, CHUNK_FRAMES};
@@ -163,6 +164,10 @@ pub(super) enum Command {
     CancelTimer {
         reply: oneshot::Sender<Result<(), TimerError>>,
     },
+    Mp3 {
+        kbps: u32,
+        reply: oneshot::Sender<Result<Mp3Subscription, Mp3SubscribeError>>,
+    },
 }
 
 /// A cheap handle to a running session.
@@ -251,6 +256,15 @@ impl SessionHandle {
         self.request(|reply| Command::CancelTimer { reply }).await
     }
 
+    /// Asks the session to encode MP3 at `kbps` for this listener too
+    /// (see `stream::mp3`).
+    pub async fn mp3(
+        &self,
+        kbps: u32,
+    ) -> Result<Result<Mp3Subscription, Mp3SubscribeError>, SessionEnded> {
+        self.request(|reply| Command::Mp3 { kbps, reply }).await
+    }
+
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
     }
@@ -321,6 +335,7 @@ pub(super) fn spawn(
         opus: Some(OpusLanes::default()),
         shared: spec.room.is_some(),
         timer: None,
+        mp3: Some(Mp3Lanes::default()),
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -350,6 +365,8 @@ struct SessionTask {
     /// A room's session: no timer, its music is everyone's.
     shared: bool,
     timer: Option<Timer>,
+    /// Encoders for HTTP MP3 listeners, lent like `opus`.
+    mp3: Option<Mp3Lanes>,
 }
 
 /// How long the fade is when the server shuts down (300 ms): a fade, not a
@@ -492,6 +509,10 @@ impl SessionTask {
                     Ok(())
                 });
             }
+            Command::Mp3 { kbps, reply } => {
+                let mp3 = self.mp3.as_mut().expect("encoders are home between chunks");
+                let _ = reply.send(mp3.subscribe(kbps, self.seq));
+            }
         }
     }
 
@@ -580,7 +601,9 @@ impl SessionTask {
     /// Renders the next chunk on the pool and hands it to every listener.
     /// Returns false if the pool has shut down.
     async fn render_and_send(&mut self, due: Instant) -> bool {
-        let (Some(mut renderer), Some(mut opus)) = (self.renderer.take(), self.opus.take()) else {
+        let (Some(mut renderer), Some(mut opus), Some(mut mp3)) =
+            (self.renderer.take(), self.opus.take(), self.mp3.take())
+        else {
             return false;
         };
         let mut last = false;
@@ -604,16 +627,21 @@ impl SessionTask {
             } else {
                 opus.encode(&samples)
             };
-            (renderer, opus, bytes, pages, took)
+            let frames = mp3.encode(&samples);
+            (renderer, (opus, mp3), bytes, (pages, frames), took)
         };
-        let Ok((renderer, opus, bytes, pages, took)) = self.pool.run(due.into_std(), job).await
+        let Ok((renderer, (opus, mp3), bytes, (pages, frames), took)) =
+            self.pool.run(due.into_std(), job).await
         else {
             return false;
         };
         self.renderer = Some(renderer);
         self.opus = Some(opus);
+        self.mp3 = Some(mp3);
         self.metrics.record_synth_ms(took.as_secs_f64() * 1e3);
-        let chunk = Chunk::new(self.seq, unix_now(), Bytes::from(bytes)).with_opus(pages);
+        let chunk = Chunk::new(self.seq, unix_now(), Bytes::from(bytes))
+            .with_opus(pages)
+            .with_mp3(frames);
         let chunk = Arc::new(chunk);
         self.seq += 1;
         if self.parking.is_some() {

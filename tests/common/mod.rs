@@ -35,6 +35,7 @@ pub fn config() -> ServerConfig {
         render_threads: 2,
         allowed_origins: Vec::new(),
         timeouts: auralis::server::ws::Timeouts::default(),
+        icecast: Vec::new(),
         // The tests play many clients from one address.
         security: auralis::server::Security {
             max_connections_per_ip: 1_000,
