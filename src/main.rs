@@ -250,6 +250,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let access = auralis::stream::access::Access {
         open_rooms: sec.open_rooms,
         room_keys: std::sync::Arc::new(room_keys),
+        server_rooms: std::sync::Arc::new(icecast.iter().map(|t| t.room.clone()).collect()),
         max_sessions_per_ip: sec.max_sessions_per_ip,
     };
     let config = auralis::server::ServerConfig {

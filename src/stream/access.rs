@@ -2,7 +2,7 @@
 //! per-address counts that stop one client from taking every session or
 //! connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
@@ -130,6 +130,10 @@ pub struct Access {
     /// Keys from configuration, by room name; such a room is controlled
     /// only with its configured key, whoever started it.
     pub room_keys: Arc<HashMap<String, RoomKey>>,
+    /// Rooms the server runs itself (pushed to Icecast): controlled only
+    /// with a configured key, even under `open_rooms`, and never with a key
+    /// made for whichever client happened to create the room first.
+    pub server_rooms: Arc<HashSet<String>>,
     /// Sessions (own sessions and rooms) one client address may have
     /// running at once.
     pub max_sessions_per_ip: usize,
@@ -142,6 +146,7 @@ impl Default for Access {
         Self {
             open_rooms: false,
             room_keys: Arc::default(),
+            server_rooms: Arc::default(),
             max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
         }
     }
@@ -151,6 +156,9 @@ impl Access {
     /// The control of a new room that a client starts, and whether that
     /// client is told the key (only a key made for it).
     pub fn for_client_room(&self, room: &str) -> (RoomControl, bool) {
+        if self.server_rooms.contains(room) {
+            return (self.for_server_room(room), false);
+        }
         match self.room_keys.get(room) {
             Some(key) => (RoomControl::Key(key.clone()), false),
             None if self.open_rooms => (RoomControl::Anyone, false),
@@ -292,6 +300,30 @@ mod tests {
         assert_eq!(access.for_client_room("mine"), (RoomControl::Anyone, false));
         assert!(RoomControl::Anyone.permits(None));
         assert!(!RoomControl::Nobody.permits(Some("anything")));
+    }
+
+    #[test]
+    fn a_room_the_server_pushes_is_never_open_and_never_keyed_by_a_client() {
+        let key = RoomKey::generate();
+        let access = Access {
+            open_rooms: true,
+            room_keys: Arc::new(HashMap::from([("radio".to_string(), key.clone())])),
+            server_rooms: Arc::new(HashSet::from(["focus".to_string(), "radio".to_string()])),
+            ..Default::default()
+        };
+        // A client that gets there first neither opens it nor is told a key.
+        assert_eq!(
+            access.for_client_room("focus"),
+            (RoomControl::Nobody, false)
+        );
+        assert_eq!(
+            access.for_client_room("radio"),
+            (RoomControl::Key(key), false)
+        );
+        assert_eq!(
+            access.for_client_room("lobby"),
+            (RoomControl::Anyone, false)
+        );
     }
 
     #[test]
