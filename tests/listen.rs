@@ -417,7 +417,7 @@ async fn bad_queries_get_400_and_head_joins_nothing() {
     for (path, needle) in [
         ("/listen.opus?bitrate=512", "32 to 256"),
         ("/listen.opus?bitrate=fast", "32 to 256"),
-        ("/listen.wav?bitrate=96", "opus only"),
+        ("/listen.wav?bitrate=96", "uncompressed"),
         ("/listen.opus?format=json", "allowed are"),
         ("/listen.wav?key=H", "key"),
     ] {

@@ -198,48 +198,44 @@ async fn listen(
         return stream_response(format, Body::from_stream(nothing), None);
     }
     let listener = match hub
-        .join_from(client, request.room, request.params, request.preset)
+        .join_once(client, request.room, request.params, request.preset)
         .await
     {
         Ok(l) => l,
         Err(e) => return (super::refusal_status(&e), format!("{e}\n")).into_response(),
     };
-    let (prelude, first_seq, lane) = match format {
-        Format::Wav => (wav_header(), listener.info.next_seq, None),
+    // An encoded format starts with its header (Opus) and the lane's recent
+    // pages or frames, so a player has something to decode at once.
+    let prelude = |header: &[u8], backlog: &[Bytes]| {
+        let mut p = BytesMut::from(header);
+        for b in backlog {
+            p.extend_from_slice(b);
+        }
+        p.freeze()
+    };
+    let subscribed = match format {
+        Format::Wav => Ok((wav_header(), listener.info.next_seq, None)),
         Format::Opus { kbps } => match listener.session.opus(kbps).await {
-            Ok(Ok(sub)) => {
-                let mut prelude = BytesMut::from(&sub.header[..]);
-                for page in &sub.backlog {
-                    prelude.extend_from_slice(page);
-                }
-                (prelude.freeze(), sub.first_seq, Some(sub.lane))
-            }
-            Ok(Err(e)) => {
-                listener.leave().await;
-                return unavailable(e);
-            }
-            Err(e) => {
-                listener.leave().await;
-                return unavailable(e);
-            }
+            Ok(Ok(sub)) => Ok((
+                prelude(&sub.header, &sub.backlog),
+                sub.first_seq,
+                Some(sub.lane),
+            )),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
         },
         Format::Mp3 { kbps } => match listener.session.mp3(kbps).await {
-            Ok(Ok(sub)) => {
-                let mut prelude = BytesMut::new();
-                for frames in &sub.backlog {
-                    prelude.extend_from_slice(frames);
-                }
-                (prelude.freeze(), sub.first_seq, Some(sub.lane))
-            }
-            Ok(Err(e)) => {
-                listener.leave().await;
-                return unavailable(e);
-            }
-            Err(e) => {
-                listener.leave().await;
-                return unavailable(e);
-            }
+            Ok(Ok(sub)) => Ok((prelude(&[], &sub.backlog), sub.first_seq, Some(sub.lane))),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
         },
+    };
+    let (prelude, first_seq, lane) = match subscribed {
+        Ok(s) => s,
+        Err(e) => {
+            listener.leave().await;
+            return unavailable(e);
+        }
     };
     if let Some(seconds) = request.duration {
         match listener.session.set_timer(Some(first_seq), seconds).await {

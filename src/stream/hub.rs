@@ -67,6 +67,18 @@ pub struct Resume {
     pub from: u64,
 }
 
+/// Whether a listener of its own session can come back to it.
+enum Comeback {
+    /// A WebSocket listener: its `hello` offers a token, and a session it
+    /// drops waits for it.
+    Offer,
+    /// An HTTP stream: no player brings a token back, so a session it drops
+    /// ends at once instead of holding a slot for the grace period.
+    Never,
+    /// A listener coming back with its token.
+    From(Resume),
+}
+
 /// A listener's end of its session: its queue, the signal that the server
 /// closed it, and what it needs to say hello.
 pub struct Listener {
@@ -289,8 +301,35 @@ impl Hub {
         preset: Option<String>,
         resume: Option<Resume>,
     ) -> Result<Listener, JoinError> {
-        let resume = resume.filter(|_| room.is_none());
-        let kept = resume.as_ref().and_then(|r| self.kept(&r.token));
+        let comeback = resume.map_or(Comeback::Offer, Comeback::From);
+        self.join_as(client, room, params, preset, comeback).await
+    }
+
+    /// As [`Hub::join_from`], for a listener that cannot come back (an HTTP
+    /// stream): its session ends with it.
+    pub async fn join_once(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+    ) -> Result<Listener, JoinError> {
+        self.join_as(client, room, params, preset, Comeback::Never)
+            .await
+    }
+
+    async fn join_as(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        room: Option<String>,
+        params: Params,
+        preset: Option<String>,
+        comeback: Comeback,
+    ) -> Result<Listener, JoinError> {
+        let kept = match (&comeback, &room) {
+            (Comeback::From(r), None) => self.kept(&r.token).map(|h| (h, r.from)),
+            _ => None,
+        };
         if kept.is_some() {
             self.admit_listener()?;
         } else {
@@ -299,16 +338,14 @@ impl Hub {
         self.listeners.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // From here on the count is released by Listener's Drop, or below.
-        let joined = match (kept, &resume) {
-            (Some(handle), Some(r)) => match self.rejoin(id, &handle, r.from).await {
-                Some(listener) => Ok(listener),
-                None => {
-                    self.join_counted(id, client, room, params, preset, resume)
-                        .await
-                }
-            },
-            _ => {
-                self.join_counted(id, client, room, params, preset, resume)
+        let rejoined = match kept {
+            Some((handle, from)) => self.rejoin(id, &handle, from).await,
+            None => None,
+        };
+        let joined = match rejoined {
+            Some(listener) => Ok(listener),
+            None => {
+                self.join_counted(id, client, room, params, preset, comeback)
                     .await
             }
         };
@@ -381,7 +418,7 @@ impl Hub {
         room: Option<String>,
         params: Params,
         preset: Option<String>,
-        resume: Option<Resume>,
+        comeback: Comeback,
     ) -> Result<Listener, JoinError> {
         // A room whose session is ending refuses the join; the next attempt
         // finds it gone and starts a new one. Two tries suffice.
@@ -392,7 +429,7 @@ impl Hub {
                 room: room.as_deref(),
                 params: &params,
                 preset: &preset,
-                resume: resume.as_ref(),
+                comeback: &comeback,
             };
             let (session, info, control_key) = match self.find_or_start(start, entry)? {
                 Found::Started(handle, info, key) => (handle, info, key),
@@ -426,7 +463,7 @@ impl Hub {
             room,
             params,
             preset,
-            resume,
+            comeback,
         } = start;
         let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(r) = room {
@@ -463,15 +500,16 @@ impl Hub {
         let id: Arc<str> = format!("s{}", self.next_id.fetch_add(1, Ordering::Relaxed)).into();
         let mut renderer = Renderer::new(params.clone(), &self.engines)
             .map_err(|e| JoinError::Engine(e.to_string()))?;
-        let first_seq = resume.map_or(0, |r| r.from);
+        // A listener of its own can come back to this session; a room is
+        // found again by its name.
+        let (first_seq, token): (u64, Option<Arc<str>>) = match (comeback, room) {
+            (_, Some(_)) | (Comeback::Never, None) => (0, None),
+            (Comeback::Offer, None) => (0, Some(new_token().into())),
+            (Comeback::From(r), None) => (r.from, Some(r.token.as_str().into())),
+        };
         if first_seq > 0 {
             renderer.skip_to(first_seq * CHUNK_FRAMES as u64);
         }
-        // A listener of its own can come back to this session; a room is
-        // found again by its name.
-        let token: Option<Arc<str>> = room
-            .is_none()
-            .then(|| resume.map_or_else(|| new_token().into(), |r| r.token.as_str().into()));
         let spec = SessionSpec {
             id: id.clone(),
             room: room.map(Arc::from),
@@ -535,7 +573,7 @@ struct Start<'a> {
     room: Option<&'a str>,
     params: &'a Params,
     preset: &'a Option<String>,
-    resume: Option<&'a Resume>,
+    comeback: &'a Comeback,
 }
 
 /// 128 random bits: a token cannot be guessed to take over another
