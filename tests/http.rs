@@ -23,7 +23,19 @@ async fn status_reports_version_fonts_and_presets() {
     assert!(s["uptime_s"].as_f64().unwrap() >= 0.0);
     let controls = s["controls"].as_array().unwrap();
     let names: Vec<&str> = controls.iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names, ["preset", "key", "mode", "bpm", "intensity", "seed"]);
+    assert_eq!(
+        names,
+        [
+            "preset",
+            "key",
+            "mode",
+            "bpm",
+            "intensity",
+            "seed",
+            "journey",
+            "hour"
+        ]
+    );
     let bpm = &controls[3];
     assert_eq!(
         (
