@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the server on a fresh Debian machine with the brief's
-# instruments: installs the one system library the build needs (libopus, for
-# /listen.opus), builds the release binary, then fetches the fonts that are
+# instruments: installs the system libraries the build needs (libopus for
+# /listen.opus, libmp3lame for /listen.mp3), builds the release binary, then fetches the fonts that are
 # missing and runs `auralis serve` with any arguments given here.
 #
 # Fonts, each only when missing and never fatal:
