@@ -2,11 +2,12 @@
 //! the level of a stream's last moments. Used by the tests (so a regression
 //! fails) and by `auralis soundcheck`.
 
-/// What counts as a click: a sample whose second difference
-/// `x[i] − 2x[i−1] + x[i−2]` is more than `ratio` times the RMS second
-/// difference of the `window` frames before it *and* of the `window` frames
-/// after it, and above `floor` (the few samples on each side that the jump
-/// itself spreads into are left out of both windows). The second difference
+/// What counts as a click: a sample whose difference of `order` (the first,
+/// `x[i] − x[i−1]`, or the second, `x[i] − 2x[i−1] + x[i−2]`) is more than
+/// `ratio` times the RMS difference of the `window` frames before it *and* of
+/// the `window` frames after it, and above `floor` (for the second
+/// difference, the few samples on each side that a jump spreads into are
+/// left out of both windows). The second difference
 /// is near zero for smooth waveforms and large at a jump in value or slope;
 /// requiring it to stand out from both sides keeps a periodic waveform's own
 /// sharp edges (a sawtooth's reset recurs within 10 ms) from counting, while
@@ -14,6 +15,11 @@
 /// it. Detections closer than `window` are one click.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClickRule {
+    /// 2 judges the second difference (a change of slope: what a cut voice
+    /// leaves in a dry signal); 1 the first (a step in value), which a mix's
+    /// low pads, whose own waveform bends sharply every period, do not
+    /// trip.
+    pub order: u8,
     pub ratio: f64,
     /// Full scale is 1.0.
     pub floor: f64,
@@ -31,15 +37,18 @@ impl ClickRule {
     /// is 60 dB under the note's level, a step of about 1e-4 that the
     /// composer's rests (both layers silent) leave bare, and nobody hears.
     pub const DRY: Self = Self {
+        order: 2,
         ratio: 12.0,
         floor: 3e-4,
         window: 441,
         guard_before: 661,
         guard_after: 661,
     };
-    /// For a finished mix: 5 ms windows, notes guarded 5 ms before and 30 ms
-    /// after (the reverb spreads an attack), steps under −52 dBFS ignored.
+    /// For a finished mix: sample steps against 5 ms windows, notes guarded
+    /// 5 ms before and 30 ms after (the reverb spreads an attack), steps
+    /// under −52 dBFS ignored.
     pub const MIX: Self = Self {
+        order: 1,
         ratio: 8.0,
         floor: 0.0025,
         window: 220,
@@ -59,6 +68,8 @@ pub fn clicks(x: &[f32], note_events: &[u64], rule: &ClickRule) -> Vec<u64> {
         .map(|i| {
             if i < 2 {
                 0.0
+            } else if rule.order == 1 {
+                f64::from(x[i]) - f64::from(x[i - 1])
             } else {
                 f64::from(x[i]) - 2.0 * f64::from(x[i - 1]) + f64::from(x[i - 2])
             }
@@ -79,12 +90,16 @@ pub fn clicks(x: &[f32], note_events: &[u64], rule: &ClickRule) -> Vec<u64> {
     }
     let w = rule.window;
     let mut found: Vec<u64> = Vec::new();
-    for i in w + SPREAD..d2.len().saturating_sub(w + SPREAD) {
+    // A step is its own sample; a bend spreads into its neighbours' second
+    // differences. A steep edge of the music itself spans several samples, and
+    // those neighbours then stay in the windows, so it does not stand out.
+    let spread = if rule.order == 1 { 0 } else { SPREAD };
+    for i in w + spread..d2.len().saturating_sub(w + spread) {
         let step = d2[i].abs();
         let click = !guarded[i]
             && step > rule.floor
-            && step > rule.ratio * rms(i - SPREAD - w, i - SPREAD)
-            && step > rule.ratio * rms(i + SPREAD + 1, i + SPREAD + 1 + w);
+            && step > rule.ratio * rms(i - spread - w, i - spread)
+            && step > rule.ratio * rms(i + spread + 1, i + spread + 1 + w);
         if click && found.last().is_none_or(|&last| i as u64 - last > w as u64) {
             found.push(i as u64);
         }
