@@ -134,20 +134,29 @@ struct Heard {
 async fn listen(port: u16) -> Heard {
     let url = format!("http://127.0.0.1:{port}{MOUNT}");
     let started = Instant::now();
-    let child = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-rw_timeout", "10000000", "-i"])
-        .arg(&url)
-        .args(["-t", &LISTEN_S.to_string(), "-f", "s16le", "-"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg starts");
-    let out = tokio::time::timeout(WAIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("ffmpeg decoded {url} within {WAIT:?}"))
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    // An on-demand relay answers 404 until it has connected to the origin
+    // for the first listener; a player retries, and so does this, until WAIT.
+    let (out, log) = loop {
+        let child = tokio::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-rw_timeout", "10000000", "-i"])
+            .arg(&url)
+            .args(["-t", &LISTEN_S.to_string(), "-f", "s16le", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("ffmpeg starts");
+        let out = tokio::time::timeout(WAIT, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("ffmpeg decoded {url} within {WAIT:?}"))
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() && log.contains("404") && started.elapsed() < WAIT {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        break (out, log);
+    };
     assert!(out.status.success(), "ffmpeg on {url}: {log}");
     let stream = log
         .lines()
