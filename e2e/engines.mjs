@@ -41,7 +41,7 @@ const PULSEAUDIO = process.env.PULSEAUDIO_BIN || '/usr/bin/pulseaudio';
 
 const SAMPLE_RATE = 44100;
 /** Each engine's whole run, launch included, stays under this. */
-const ENGINE_TIMEOUT_MS = 45000;
+const ENGINE_TIMEOUT_MS = 90000;
 const STEP_TIMEOUT_MS = 12000;
 
 mkdirSync(ARTIFACTS, { recursive: true });
