@@ -255,7 +255,7 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     // (the burst after a stall is kept, not skipped), so each stall drains it.
     const STALL_MS = 1700;
     let maxBufferMs = 0;
-    for (let i = 1; i <= 5; i++) {
+    for (let i = 1; i <= 4; i++) {
       const { underruns, bufferMs } = await stats();
       await page.evaluate((ms) => {
         const until = performance.now() + ms;
