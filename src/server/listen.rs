@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, MatchedPath, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -141,37 +141,23 @@ fn parse(
     Ok((StreamRequest::parse(&rest)?, format))
 }
 
-pub async fn opus(
+/// `/listen.opus`, `/listen.mp3` and `/listen.wav`: one handler, the format
+/// named by the path's extension.
+pub async fn stream(
     State(hub): State<Arc<Hub>>,
     client: Option<Extension<Client>>,
     socket: Option<Extension<PeerSocket>>,
     method: Method,
+    path: MatchedPath,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    let kind = match path.as_str().rsplit('.').next() {
+        Some("opus") => Kind::Opus,
+        Some("mp3") => Kind::Mp3,
+        _ => Kind::Wav,
+    };
     let watch = socket.and_then(|Extension(s)| s.watch());
-    listen(hub, client, watch, method, &query, Kind::Opus).await
-}
-
-pub async fn mp3(
-    State(hub): State<Arc<Hub>>,
-    client: Option<Extension<Client>>,
-    socket: Option<Extension<PeerSocket>>,
-    method: Method,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let watch = socket.and_then(|Extension(s)| s.watch());
-    listen(hub, client, watch, method, &query, Kind::Mp3).await
-}
-
-pub async fn wav(
-    State(hub): State<Arc<Hub>>,
-    client: Option<Extension<Client>>,
-    socket: Option<Extension<PeerSocket>>,
-    method: Method,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let watch = socket.and_then(|Extension(s)| s.watch());
-    listen(hub, client, watch, method, &query, Kind::Wav).await
+    listen(hub, client, watch, method, &query, kind).await
 }
 
 async fn listen(

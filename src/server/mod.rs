@@ -148,9 +148,9 @@ pub async fn start(config: ServerConfig) -> std::io::Result<RunningServer> {
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/ws/stream", get(stream))
-        .route("/listen.opus", get(listen::opus))
-        .route("/listen.mp3", get(listen::mp3))
-        .route("/listen.wav", get(listen::wav))
+        .route("/listen.opus", get(listen::stream))
+        .route("/listen.mp3", get(listen::stream))
+        .route("/listen.wav", get(listen::stream))
         .route("/download.wav", get(download::wav))
         .route("/download.opus", get(download::opus))
         .route("/download.mid", get(download::midi))
