@@ -133,7 +133,8 @@ async function firefox({ pulse = false } = {}) {
     eval: (fn, arg) => page.evaluate(fn, arg),
     errors: async () => errors,
     close: async () => {
-      await browser.close();
+      // A Firefox that stopped answering does not close when asked.
+      await within(browser.close(), STEP_TIMEOUT_MS, 'closing Firefox').catch(() => browser.process()?.kill('SIGKILL'));
       sound?.stop();
     },
   };
@@ -197,10 +198,23 @@ async function connectWebDriver(url) {
   }
 }
 
+/** `promise`, or an error naming `what` once `ms` have passed: a browser
+ * that stops answering fails the step that asked, with its name, instead of
+ * hanging the test until its overall timeout. */
+class NoAnswer extends Error {}
+
+function within(promise, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new NoAnswer(`no answer within ${ms} ms to ${what}`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 async function waitFor(b, fn, arg, what, timeout = STEP_TIMEOUT_MS) {
   const deadline = Date.now() + timeout;
   for (;;) {
-    const ok = await b.eval(fn, arg).catch(() => false);
+    const ok = await within(b.eval(fn, arg).catch(() => false), STEP_TIMEOUT_MS, `a poll for ${what}`);
     if (ok) return;
     if (Date.now() > deadline) {
       const s = await b.eval(() => window.auralis && window.auralis.stats()).catch(() => 'unavailable');
@@ -219,6 +233,29 @@ async function playbackRate(b, seconds) {
   await waitFor(b, (t) => window.auralis.stats().audioTime >= t, a.audioTime + seconds, `${seconds} s of audio clock`);
   const z = await stats(b);
   return (z.framesPlayed - a.framesPlayed) / (z.audioTime - a.audioTime);
+}
+
+/** Launches the browser, loads the page and presses Start, until it plays
+ * or says why it cannot. A browser that stops answering on the way (Firefox
+ * on PulseAudio once did, on a loaded machine, before the page answered) is
+ * killed and launched once more, and the result says so; a wrong answer is
+ * never retried. */
+async function startPlayer(name, launch, result, t) {
+  for (let attempt = 1; ; attempt++) {
+    const b = await launch();
+    try {
+      await within(b.goto(server.url), STEP_TIMEOUT_MS, 'loading the page');
+      await waitFor(b, () => !!window.auralis && document.querySelectorAll('#preset option').length >= 6, null, 'the page and its presets');
+      await within(b.click('#start'), STEP_TIMEOUT_MS, 'a click on Start');
+      await waitFor(b, () => ['playing', 'error'].includes(window.auralis.stats().state), null, 'playing or an error');
+      return b;
+    } catch (e) {
+      await b.close();
+      if (!(e instanceof NoAnswer) || attempt === 2) throw e;
+      result.relaunched = e.message;
+      t.diagnostic(`${name}: ${e.message}; launched again`);
+    }
+  }
 }
 
 const results = {};
@@ -242,14 +279,10 @@ describe('the player in other engines', () => {
   ]) {
     test(`${name}: loads, plays or says audio is unavailable, acknowledges a control`, { skip, timeout: ENGINE_TIMEOUT_MS }, async (t) => {
       const started = Date.now();
-      const b = await launch();
       const result = { audio: null };
       results[name] = result;
+      const b = await startPlayer(name, launch, result, t);
       try {
-        await b.goto(server.url);
-        await waitFor(b, () => !!window.auralis && document.querySelectorAll('#preset option').length >= 6, null, 'the page and its presets');
-        await b.click('#start');
-        await waitFor(b, () => ['playing', 'error'].includes(window.auralis.stats().state), null, 'playing or an error');
         const shown = await b.eval(() => ({
           state: window.auralis.stats().state,
           text: document.getElementById('state').textContent,

@@ -122,6 +122,7 @@ describe('listen anywhere (HTTP streams)', { timeout: TIMEOUT_MS }, () => {
     assert.equal(session.stats.state, 'playing');
     assert.equal(session.stats.connection, 'idle', 'no WebSocket in this mode');
     assert.match(await page.textContent('#now-playing'), /^focus · [A-G][#b]? dorian · \d+ BPM/, 'shows what plays');
+    assert.equal(await page.isVisible('#meter'), false, 'no empty meter');
     await page.click('#start');
     assert.equal(await page.evaluate(() => document.getElementById('background-audio').paused), true);
     assert.equal(await page.getAttribute('#start', 'aria-pressed'), 'false');

@@ -250,7 +250,7 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     await page.screenshot({ path: join(ARTIFACTS, 'player.png'), fullPage: true });
   });
 
-  test('main-thread stalls: underruns, a deeper tier', async () => {
+  test('main-thread stalls: underruns, a deeper tier, the warning', async () => {
     // Each stall outlasts what is buffered by 2.5 s, so it drains the buffer
     // whatever the tier. The depth is read only once the burst that follows
     // the previous stall has reached the worklet (a second of audio played
@@ -258,7 +258,8 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     // before the burst, and a stall sized from it may not drain the buffer.
     const MARGIN_MS = 2500;
     let maxBufferMs = 0;
-    for (let i = 1; i <= 4; i++) {
+    // Six within a minute: the page warns past five.
+    for (let i = 1; i <= 6; i++) {
       const { underruns, bufferMs } = await stats();
       await page.evaluate((ms) => {
         const until = performance.now() + ms;
@@ -287,6 +288,8 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     // The burst after each stall is kept (no skip) and played down by the
     // rate control; only the 6 s hard cap bounds it.
     assert.ok(maxBufferMs <= 6000, `buffer ${maxBufferMs} ms`);
+    assert.equal(await page.isVisible('#warning'), true);
+    assert.match(await page.textContent('#warning'), /\d+ underruns in the last minute/);
   });
 
   test('after a server crash the player reconnects and plays again', async () => {

@@ -11,7 +11,6 @@ use midly::{MetaMessage, MidiMessage, Smf, Timing, TrackEventKind};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::composer::Composer;
 use super::event::{Event, EventKind, PAD_CHANNEL, PIANO_CHANNEL};
 use super::params::Params;
 
@@ -165,11 +164,12 @@ pub fn notes_from_midi(bytes: &[u8]) -> Result<(Vec<Note>, f64), AnalysisError> 
     Ok((notes, 60e6 / micros))
 }
 
-/// Composes `minutes` of `params` (no audio) and analyses it.
+/// Composes `minutes` of `params` (no audio; journey steps included) and
+/// analyses it.
 pub fn analyse_composition(params: &Params, minutes: f64) -> Report {
     let bpm = f64::from(params.bpm);
     let bars = (minutes * bpm / 4.0).ceil().max(1.0) as u32;
-    let events = Composer::new(params.clone()).compose_bars(bars);
+    let events = super::journey::compose_bars(params, bars);
     analyse(
         &notes_from_events(&events, f64::from(crate::SAMPLE_RATE)),
         bpm,

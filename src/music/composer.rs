@@ -22,7 +22,7 @@ use super::theory::Scale;
 use super::voicing::{self, Voicing};
 use crate::SAMPLE_RATE;
 
-const BEATS_PER_BAR: u32 = 4;
+pub(crate) const BEATS_PER_BAR: u32 = 4;
 /// The motif changes one note every third statement...
 const MUTATE_EVERY_STATEMENTS: u32 = 3;
 /// ...every fourth statement is a fragment or an augmentation of it...
@@ -277,15 +277,21 @@ impl Composer {
         for _ in 0..u64::from(bars) * u64::from(BEATS_PER_BAR) {
             self.compose_beat(&mut out);
         }
+        self.release_all(&mut out);
+        out.sort();
+        out
+    }
+
+    /// Releases every note still sounding at the horizon: the end of a
+    /// fixed-length piece. The pad re-attacks on the next beat composed.
+    pub fn release_all(&mut self, out: &mut Vec<Event>) {
         let end = self.horizon();
         for (key, off) in (0u8..).zip(self.piano_offs.iter_mut()) {
             if off.take().is_some() {
                 out.push(note_off(end, PIANO_CHANNEL, key));
             }
         }
-        self.release_pad(end, &mut out);
-        out.sort();
-        out
+        self.release_pad(end, out);
     }
 
     /// Brings key, mode and seed into force; true when the harmony restarts

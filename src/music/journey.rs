@@ -16,7 +16,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::composer::Composer;
+use super::composer::{Composer, BEATS_PER_BAR};
+use super::event::Event;
 use super::params::Params;
 use super::theory::{Mode, PitchClass};
 
@@ -121,6 +122,23 @@ impl JourneyDriver {
         composer.set_params(next);
         true
     }
+}
+
+/// `bars` bars as a listener hears them, the journey's steps included: the
+/// same halves, staged the same way, as the live renderer composes, so a
+/// MIDI file holds the notes of the audio rendered from the same parameters.
+/// Sorted and self-contained, like [`Composer::compose_bars`].
+pub fn compose_bars(params: &Params, bars: u32) -> Vec<Event> {
+    let mut composer = Composer::new(params.clone());
+    let mut journey = JourneyDriver::new(params.clone());
+    let mut out = Vec::new();
+    for _ in 0..u64::from(bars) * u64::from(BEATS_PER_BAR) * 2 {
+        journey.before_half(&mut composer);
+        composer.compose_half(&mut out);
+    }
+    composer.release_all(&mut out);
+    out.sort();
+    out
 }
 
 /// Step `n` of the journey from `home`, `seconds` into it, taken from
@@ -314,6 +332,24 @@ mod tests {
             assert_eq!(p.validate(), Ok(()));
         }
         assert_eq!(an_hour(journey(Journey::Daylight, 13.0, 3)), day);
+    }
+
+    #[test]
+    fn a_composed_journey_holds_its_steps_and_without_one_is_the_plain_piece() {
+        let plain = FOCUS.params(4);
+        assert_eq!(
+            compose_bars(&plain, 16),
+            Composer::new(plain.clone()).compose_bars(16)
+        );
+        // 160 bars at 60 BPM: about 11 minutes, several drift steps.
+        let home = journey(Journey::Drift, 12.0, 4);
+        let travelled = compose_bars(&home, 160);
+        let stayed = Composer::new(home.clone()).compose_bars(160);
+        assert_ne!(travelled, stayed, "the steps change the notes");
+        let early = travelled.iter().take_while(|e| e.frame < 60 * 44_100);
+        let early_stayed = stayed.iter().take_while(|e| e.frame < 60 * 44_100);
+        assert!(early.eq(early_stayed), "no step in the first minute");
+        assert_eq!(compose_bars(&home, 160), travelled, "deterministic");
     }
 
     #[test]

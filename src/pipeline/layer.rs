@@ -4,6 +4,7 @@
 //! the cost is one more synthesizer with the same voices, not more voices.
 
 use super::calibration::{self, Role};
+use super::fader::Fader;
 use super::EngineSource;
 use crate::music::{Event, EventKind};
 use crate::synth::{Engine, EngineError};
@@ -21,12 +22,14 @@ pub struct Layer {
     /// place in the mix, both in dB; the fader aims at their sum.
     calibration_db: f64,
     balance_db: f64,
-    /// True once a program has been measured; the first one sets the fader
-    /// at once, later ones glide.
-    calibrated: bool,
-    gain: f32,
-    step: f32,
-    glide_left: u32,
+    program: Option<u8>,
+    /// True from the first note struck until [`Layer::fade_out`] ends: a
+    /// program set on a silent layer takes its level at once (nothing sounds
+    /// to jump), one set while notes sound glides there.
+    struck: bool,
+    /// True while the layer fades out under the layer that took its place.
+    leaving: bool,
+    fader: Fader,
     left: Vec<f32>,
     right: Vec<f32>,
 }
@@ -39,10 +42,10 @@ impl Layer {
             engine: source.build()?,
             calibration_db: 0.0,
             balance_db: calibration::balance_db(role),
-            calibrated: false,
-            gain: 1.0,
-            step: 0.0,
-            glide_left: 0,
+            program: None,
+            struck: false,
+            leaving: false,
+            fader: Fader::new(1.0),
             left: vec![0.0; max_block],
             right: vec![0.0; max_block],
         })
@@ -55,18 +58,18 @@ impl Layer {
     pub fn apply(&mut self, event: &Event) {
         match event.kind {
             EventKind::Program { program } if event.channel == self.role.channel() => {
+                self.program = Some(program);
                 match calibration::gain_db(&self.source, self.role, program) {
                     Ok(db) => {
                         self.calibration_db = db;
-                        let first = !self.calibrated;
-                        self.calibrated = true;
-                        self.aim(first);
+                        self.aim(!self.struck);
                     }
                     Err(e) => {
                         tracing::warn!("cannot calibrate {:?} program {program}: {e}", self.role)
                     }
                 }
             }
+            EventKind::NoteOn { .. } => self.struck = true,
             _ => {}
         }
         self.engine.apply(event);
@@ -77,17 +80,41 @@ impl Layer {
         self.engine.all_notes_off();
     }
 
+    /// True when a change to `program` should crossfade: the layer has
+    /// sounded with another program, so its notes would ring on in the new
+    /// one's level.
+    pub fn sounds_other_than(&self, program: u8) -> bool {
+        self.struck && self.program != Some(program)
+    }
+
+    /// True when nothing sounds and no fade is under way: the layer can take
+    /// a new program at once.
+    pub fn is_idle(&self) -> bool {
+        !self.struck && !self.leaving
+    }
+
+    /// Fades the layer to silence over `frames`, its notes held, then stops
+    /// them: the outgoing half of a crossfade.
+    pub fn fade_out(&mut self, frames: u32) {
+        self.leaving = true;
+        self.fader.fade_out(frames);
+    }
+
+    /// Brings the layer up from silence to its level over `frames`: the
+    /// incoming half of a crossfade.
+    pub fn fade_in(&mut self, frames: u32) {
+        self.fader.fade_in_to(self.target(), frames);
+    }
+
     /// Renders `n` frames into the layer's own buffers, through its fader.
     pub fn render(&mut self, n: usize) {
         let (l, r) = (&mut self.left[..n], &mut self.right[..n]);
         self.engine.render(l, r);
-        for (a, b) in l.iter_mut().zip(r.iter_mut()) {
-            if self.glide_left > 0 {
-                self.gain += self.step;
-                self.glide_left -= 1;
-            }
-            *a *= self.gain;
-            *b *= self.gain;
+        self.fader.apply(l, r);
+        if self.leaving && !self.fader.is_moving() {
+            self.leaving = false;
+            self.struck = false;
+            self.engine.sound_off();
         }
     }
 
@@ -104,6 +131,17 @@ impl Layer {
         right.copy_from_slice(&self.right[..right.len()]);
     }
 
+    /// Adds what `other` rendered into this layer's buffers, so the two
+    /// pads of a crossfade are one pad to the mix and to its stem.
+    pub fn absorb(&mut self, other: &Layer, n: usize) {
+        for (d, s) in self.left[..n].iter_mut().zip(&other.left[..n]) {
+            *d += *s;
+        }
+        for (d, s) in self.right[..n].iter_mut().zip(&other.right[..n]) {
+            *d += *s;
+        }
+    }
+
     pub fn add_to(&self, left: &mut [f32], right: &mut [f32]) {
         for (d, s) in left.iter_mut().zip(&self.left) {
             *d += *s;
@@ -113,14 +151,15 @@ impl Layer {
         }
     }
 
+    fn target(&self) -> f32 {
+        10f64.powf((self.calibration_db + self.balance_db) / 20.0) as f32
+    }
+
     fn aim(&mut self, now: bool) {
-        let target = 10f64.powf((self.calibration_db + self.balance_db) / 20.0) as f32;
         if now {
-            self.gain = target;
-            self.glide_left = 0;
+            self.fader.set(self.target());
         } else {
-            self.step = (target - self.gain) / GLIDE_FRAMES as f32;
-            self.glide_left = GLIDE_FRAMES;
+            self.fader.glide_to(self.target(), GLIDE_FRAMES);
         }
     }
 }

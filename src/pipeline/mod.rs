@@ -5,6 +5,9 @@
 //! file holds is what a listener hears.
 
 pub mod calibration;
+#[cfg(test)]
+mod crossfade_tests;
+mod fader;
 mod layer;
 pub mod offline;
 #[cfg(test)]
@@ -31,6 +34,9 @@ const FADE_IN_FRAMES: u64 = crate::SAMPLE_RATE as u64 * 3 / 2;
 /// A piece resumed mid-way comes back over 200 ms: the listener heard it a
 /// moment ago, so a long fade would sound like a new start.
 const RESUME_FADE_FRAMES: u64 = crate::SAMPLE_RATE as u64 / 5;
+/// A new pad program comes in under the old one, which holds its chord and
+/// fades out, over this long: a preset change is a crossfade, not a cut.
+const CROSSFADE_FRAMES: u32 = crate::SAMPLE_RATE * 3;
 
 /// Builds a synthesizer in place of a SoundFont engine: tests give a signal
 /// generator, so session logic is checked without fonts.
@@ -79,6 +85,9 @@ pub struct Renderer {
     journey: JourneyDriver,
     piano: Layer,
     pad: Layer,
+    /// The pad's second synthesizer: the outgoing pad during a crossfade,
+    /// otherwise idle (and not rendered) until the next program change.
+    spare_pad: Layer,
     dc: DcBlocker,
     reverb: Reverb,
     leveller: Leveller,
@@ -101,11 +110,13 @@ impl Renderer {
     pub fn new(params: Params, source: &EngineSource) -> Result<Self, EngineError> {
         let piano = Layer::new(source, Role::Piano, MAX_BLOCK)?;
         let pad = Layer::new(source, Role::Pad, MAX_BLOCK)?;
+        let spare_pad = Layer::new(source, Role::Pad, MAX_BLOCK)?;
         Ok(Self {
             journey: JourneyDriver::new(params.clone()),
             composer: Composer::new(params),
             piano,
             pad,
+            spare_pad,
             dc: DcBlocker::new(),
             reverb: Reverb::new(ReverbSettings::default()),
             leveller: Leveller::new(),
@@ -188,6 +199,7 @@ impl Renderer {
         self.pending.clear();
         self.piano.release();
         self.pad.release();
+        self.spare_pad.release();
     }
 
     /// Fades the output to silence over `frames`; what follows is silent.
@@ -239,6 +251,10 @@ impl Renderer {
         let (left, right) = (&mut self.left[..n], &mut self.right[..n]);
         self.piano.render(n);
         self.pad.render(n);
+        if !self.spare_pad.is_idle() {
+            self.spare_pad.render(n);
+            self.pad.absorb(&self.spare_pad, n);
+        }
         self.piano.write_to(left, right);
         self.pad.add_to(left, right);
         self.dc.process(left, right);
@@ -279,12 +295,26 @@ impl Renderer {
         }
     }
 
+    /// Sends `e` to its layer. A new pad program goes to the idle spare,
+    /// which becomes the pad, while the old pad holds its chord and fades out
+    /// (the composer's note-offs at the change reach the new pad, which does
+    /// not hold those notes). A second change within the fade glides the
+    /// level in place, as there is no third synthesizer to take it.
     fn apply(&mut self, e: &Event) {
         if e.channel == PIANO_CHANNEL {
             self.piano.apply(e);
-        } else {
-            self.pad.apply(e);
+            return;
         }
+        if let EventKind::Program { program } = e.kind {
+            if self.pad.sounds_other_than(program) && self.spare_pad.is_idle() {
+                std::mem::swap(&mut self.pad, &mut self.spare_pad);
+                self.spare_pad.fade_out(CROSSFADE_FRAMES);
+                self.pad.apply(e);
+                self.pad.fade_in(CROSSFADE_FRAMES);
+                return;
+            }
+        }
+        self.pad.apply(e);
     }
 }
 

@@ -32,6 +32,7 @@ impl Engine for Recorder {
     }
     fn note_off(&mut self, _channel: u8, _key: u8) {}
     fn all_notes_off(&mut self) {}
+    fn sound_off(&mut self) {}
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         left.fill(0.0);
         right.fill(0.0);

@@ -25,7 +25,7 @@ use crate::audio::resample::To48k;
 use crate::audio::{midi, pcm, wav, CHUNK_FRAMES};
 use crate::music::change::{ChangeError, FieldError, ParamChange, RawValue};
 use crate::music::params::{control, control_names};
-use crate::music::{Composer, Params};
+use crate::music::{journey, Params};
 use crate::pipeline::offline::{OfflineRender, RenderLength, MAX_MINUTES};
 use crate::pipeline::EngineSource;
 use crate::stream::Hub;
@@ -186,7 +186,7 @@ async fn download(
     let name = request.file_name(kind, query.get("minutes").map_or("", String::as_str));
     if kind == Kind::Midi {
         // Composing is cheap (no synthesis): no permit, no thread.
-        let events = Composer::new(request.params.clone()).compose_bars(request.length.bars);
+        let events = journey::compose_bars(&request.params, request.length.bars);
         return match midi::midi_bytes(&events, request.params.bpm) {
             Ok(bytes) => file_response(kind, &name, Some(bytes.len() as u64), Body::from(bytes)),
             Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),

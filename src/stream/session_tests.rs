@@ -42,6 +42,7 @@ impl Engine for Tone {
     }
     fn note_off(&mut self, _channel: u8, _key: u8) {}
     fn all_notes_off(&mut self) {}
+    fn sound_off(&mut self) {}
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
             let v = if (self.phase / 50) % 2 == 0 {

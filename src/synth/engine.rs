@@ -35,6 +35,10 @@ pub trait Engine: Send {
     fn note_off(&mut self, channel: u8, key: u8);
     /// Releases every sounding note (with its release envelope, not a cut).
     fn all_notes_off(&mut self);
+    /// Stops every voice at once, release tails included. Only for a layer
+    /// whose fader has already reached silence, where a cut is inaudible:
+    /// it leaves the synthesizer as good as new for its next program.
+    fn sound_off(&mut self);
     /// Renders `left.len()` frames of dry stereo audio; both slices have the
     /// same length.
     fn render(&mut self, left: &mut [f32], right: &mut [f32]);

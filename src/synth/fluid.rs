@@ -77,6 +77,7 @@ mod ffi {
         ) -> c_int;
         pub fn fluid_synth_noteoff(synth: *mut FluidSynth, chan: c_int, key: c_int) -> c_int;
         pub fn fluid_synth_all_notes_off(synth: *mut FluidSynth, chan: c_int) -> c_int;
+        pub fn fluid_synth_all_sounds_off(synth: *mut FluidSynth, chan: c_int) -> c_int;
         pub fn fluid_synth_write_float(
             synth: *mut FluidSynth,
             len: c_int,
@@ -303,6 +304,13 @@ impl Engine for FluidEngine {
         // SAFETY: live synth; channel -1 means every channel.
         unsafe {
             ffi::fluid_synth_all_notes_off(self.synth.0.as_ptr(), -1);
+        }
+    }
+
+    fn sound_off(&mut self) {
+        // SAFETY: live synth; channel -1 means every channel.
+        unsafe {
+            ffi::fluid_synth_all_sounds_off(self.synth.0.as_ptr(), -1);
         }
     }
 

@@ -108,6 +108,13 @@ impl Engine for RustyEngine {
         }
     }
 
+    fn sound_off(&mut self) {
+        self.piano.note_off_all(true);
+        if let Some(pad) = &mut self.pad {
+            pad.note_off_all(true);
+        }
+    }
+
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let Some(pad) = &mut self.pad else {
             self.piano.render(left, right);

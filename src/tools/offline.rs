@@ -16,7 +16,7 @@ use super::args::{print_report, FontArgs, MusicArgs};
 use crate::audio::analysis::{clicks_i16, tail_dbfs, ClickRule};
 use crate::audio::loudness::{integrated_lufs, measure_i16, LoudnessReport, MeasureError};
 use crate::audio::{midi, pcm::CHUNK_FRAMES};
-use crate::music::{Composer, Event, Params, PRESETS};
+use crate::music::{journey, Event, Params, PRESETS};
 use crate::pipeline::calibration::Role;
 use crate::pipeline::stems::Stems;
 use crate::pipeline::{EngineSource, Renderer, StemSink};
@@ -50,9 +50,10 @@ pub fn render_pcm(
     }
 }
 
-/// The events of the same `bars` bars, for the MIDI export.
+/// The events of the same `bars` bars, journey steps included, for the
+/// MIDI export.
 pub fn compose_events(params: &Params, bars: u32) -> Vec<Event> {
-    Composer::new(params.clone()).compose_bars(bars)
+    journey::compose_bars(params, bars)
 }
 
 pub fn render_midi(params: &Params, bars: u32) -> Result<Vec<u8>, midi::MidiError> {

@@ -148,6 +148,10 @@ impl FontSynth {
         }
     }
 
+    fn sound_off(&mut self) {
+        self.voices.clear();
+    }
+
     /// Adds this font's voices to `left` and `right`.
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let wave = self.font.get_wave_data();
@@ -182,6 +186,13 @@ impl Engine for VoicesEngine {
         self.piano.all_notes_off();
         if let Some(pad) = &mut self.pad {
             pad.all_notes_off();
+        }
+    }
+
+    fn sound_off(&mut self) {
+        self.piano.sound_off();
+        if let Some(pad) = &mut self.pad {
+            pad.sound_off();
         }
     }
 
