@@ -239,17 +239,24 @@ fn the_written_font_is_found_and_credited() {
     let dir = fixture();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("fonts").join(SALAMANDER_FILE_NAME);
-    let report = write_font(&one(&dir), "test fixture", &out).unwrap();
+    let mut told = Vec::new();
+    let report = write_font(&one(&dir), "test fixture", &out, &mut |done, total| {
+        told.push((done, total))
+    })
+    .unwrap();
     assert_eq!(
         std::fs::metadata(&out).unwrap().len() as usize,
         report.bytes
     );
+    // Progress is told once per sample file, counting up to all of them.
+    let n = FIXTURE.len();
+    assert_eq!(told, (1..=n).map(|i| (i, n)).collect::<Vec<_>>());
     let loaded = load_file(&out, FontSource::System).unwrap();
     assert_eq!(loaded.info.licence, "CC-BY 3.0");
     assert_eq!(loaded.info.attribution, SALAMANDER_ATTRIBUTION);
     assert_eq!(loaded.info.name, "Salamander Grand Piano");
     // Written again over itself: no partial files are left behind.
-    write_font(&one(&dir), "test fixture", &out).unwrap();
+    write_font(&one(&dir), "test fixture", &out, &mut |_, _| {}).unwrap();
     let names: Vec<_> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name())

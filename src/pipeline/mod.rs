@@ -97,6 +97,9 @@ pub struct Renderer {
     /// composer runs at most half a beat ahead, so this holds those notes
     /// and the note-offs of what is sounding.
     pending: VecDeque<Event>,
+    /// One eighth note's events on their way to `pending`, kept so the
+    /// render thread does not allocate per eighth.
+    half: Vec<Event>,
     position: Frame,
     /// False once the music has been released for its tail: nothing new is
     /// composed, what sounds rings out.
@@ -123,6 +126,7 @@ impl Renderer {
             limiter: SoftLimiter::new(),
             fade: Fade::fade_in(FADE_IN_FRAMES),
             pending: VecDeque::new(),
+            half: Vec::new(),
             position: 0,
             composing: true,
             left: vec![0.0; MAX_BLOCK],
@@ -274,9 +278,8 @@ impl Renderer {
         let mut composed = false;
         while self.composer.horizon() <= frame {
             self.journey.before_half(&mut self.composer);
-            let mut half = Vec::new();
-            self.composer.compose_half(&mut half);
-            self.pending.extend(half);
+            self.composer.compose_half(&mut self.half);
+            self.pending.extend(self.half.drain(..));
             composed = true;
         }
         if composed {

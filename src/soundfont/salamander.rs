@@ -533,7 +533,19 @@ pub fn build_font(
     dirs: &[PathBuf],
     source: &str,
 ) -> Result<(Vec<u8>, BuildReport), SalamanderError> {
+    build_font_reporting(dirs, source, &mut |_, _| {})
+}
+
+/// [`build_font`], telling `progress` (files decoded, files in all) after
+/// each sample file: decoding is most of a build's ten-odd seconds.
+pub fn build_font_reporting(
+    dirs: &[PathBuf],
+    source: &str,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Vec<u8>, BuildReport), SalamanderError> {
     let layers = scan_layers(dirs)?;
+    let total = layers.iter().map(|l| l.files.len()).sum();
+    let mut decoded = 0;
     let velocities = match layers.len() {
         1 => vec![(0, 127)],
         _ => velocity_ranges(&layers.iter().filter_map(|l| l.number).collect::<Vec<_>>()),
@@ -550,6 +562,8 @@ pub fn build_font(
         let mut notes = Vec::with_capacity(layer.files.len());
         for file in &layer.files {
             let mut audio = decode_ogg(&file.path)?;
+            decoded += 1;
+            progress(decoded, total);
             let frames = trim_tail(&mut audio.channels, audio.sample_rate);
             seconds += frames as f64 / f64::from(audio.sample_rate);
             notes.push(Note {
@@ -692,8 +706,9 @@ pub fn write_font(
     dirs: &[PathBuf],
     source: &str,
     out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
 ) -> Result<BuildReport, SalamanderError> {
-    let (bytes, report) = build_font(dirs, source)?;
+    let (bytes, report) = build_font_reporting(dirs, source, progress)?;
     let write_error = |source| SalamanderError::Write {
         path: out.to_path_buf(),
         source,

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::args::FontArgs;
+use super::progress::Progress;
 use crate::soundfont::{fluidsynth_check, salamander};
 
 #[derive(clap::Subcommand)]
@@ -43,7 +44,15 @@ pub fn soundfont_command(action: SoundfontCommand) -> anyhow::Result<()> {
     };
     let source = source.unwrap_or_else(|| salamander::describe_sources(&samples));
     let started = Instant::now();
-    let report = salamander::write_font(&samples, &source, &output)?;
+    let mut bar: Option<Progress> = None;
+    let report = salamander::write_font(&samples, &source, &output, &mut |done, total| {
+        bar.get_or_insert_with(|| Progress::new("decoding samples", total))
+            .set(done)
+    });
+    if let Some(bar) = &mut bar {
+        bar.finish();
+    }
+    let report = report?;
     eprint!(
         "wrote {} ({:.1} MB) in {:.1} s: {report}",
         output.display(),
