@@ -48,34 +48,39 @@ export class NetProxy {
     }
     client.on('data', (buf) => upstream.write(buf));
     client.on('end', () => upstream.end());
-    // Segments leave in order: each no earlier than the one before it.
+    // One queue and one timer per connection, so segments leave in the
+    // order they came (timers of different lengths that fall due in the
+    // same millisecond may fire in either order, which reordered the
+    // stream under a stall).
+    const queue = [];
     let last = 0;
     let ended = false;
-    let pending = 0;
+    let timer = null;
+    const pump = () => {
+      timer = null;
+      const now = performance.now();
+      while (queue.length > 0 && queue[0].at <= now && now >= this.stallUntil) {
+        const { buf } = queue.shift();
+        if (!client.destroyed) client.write(buf);
+      }
+      if (queue.length > 0) {
+        timer = setTimeout(pump, Math.max(1, Math.max(queue[0].at, this.stallUntil) - now));
+      } else if (ended) {
+        client.end();
+      }
+    };
     upstream.on('data', (buf) => {
       let at = performance.now() + this.delayMs + this.jitterMs * (2 * this.random() - 1);
       if (this.random() < this.hiccupRate) at += this.hiccupMs;
       at = Math.max(at, last, this.stallUntil);
       last = at;
-      pending++;
-      this.release(at, () => {
-        if (!client.destroyed) client.write(buf);
-        if (--pending === 0 && ended) client.end();
-      });
+      queue.push({ at, buf });
+      if (timer === null) pump();
     });
     upstream.on('end', () => {
       ended = true;
-      if (pending === 0) client.end();
+      if (queue.length === 0 && timer === null) client.end();
     });
-  }
-
-  /** Runs `fn` at `at`, or later if a stall began meanwhile. */
-  release(at, fn) {
-    const wait = at - performance.now();
-    setTimeout(() => {
-      if (performance.now() < this.stallUntil) this.release(this.stallUntil, fn);
-      else fn();
-    }, Math.max(0, wait));
   }
 
   async close() {
