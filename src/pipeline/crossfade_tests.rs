@@ -109,8 +109,9 @@ fn held(log: &[(usize, u64, Call)], id: usize, at: u64) -> Vec<u8> {
     keys
 }
 
-#[test]
-fn the_old_pad_holds_its_chord_and_fades_out_under_the_new_one() {
+/// 20 s of a piece, then 12 s after its pad program changed: the renderer
+/// (to go on with), the piece's parameters, and the program it changed to.
+fn changed_pad() -> (Renderer, Log, Params, u8) {
     let params = Params {
         seed: 7,
         ..Params::default()
@@ -123,7 +124,12 @@ fn the_old_pad_holds_its_chord_and_fades_out_under_the_new_one() {
         ..params.clone()
     });
     render_seconds(&mut r, 12);
+    (r, log, params, other)
+}
 
+#[test]
+fn the_old_pad_holds_its_chord_and_fades_out_under_the_new_one() {
+    let (_, log, _, other) = changed_pad();
     let log = log.lock().unwrap().clone();
     let (_, change, _) = *log
         .iter()
@@ -162,18 +168,7 @@ fn the_old_pad_holds_its_chord_and_fades_out_under_the_new_one() {
 
 #[test]
 fn a_later_change_crossfades_back_through_the_first_synthesizer() {
-    let params = Params {
-        seed: 7,
-        ..Params::default()
-    };
-    let other = if params.pad_program == 88 { 89 } else { 88 };
-    let (mut r, log) = logging(&params);
-    render_seconds(&mut r, 20);
-    r.set_params(Params {
-        pad_program: other,
-        ..params.clone()
-    });
-    render_seconds(&mut r, 12);
+    let (mut r, log, params, _) = changed_pad();
     r.set_params(params.clone());
     render_seconds(&mut r, 12);
 
