@@ -5,6 +5,7 @@
 //! installed (scripts/install-deps.sh installs it, and scripts/test.sh runs the
 //! ignored tests).
 
+use auralis::audio::analysis::{clicks_i16, ClickRule};
 use auralis::audio::leveller::TARGET_LUFS;
 use auralis::audio::loudness::measure_i16;
 use auralis::music::{Params, PRESETS};
@@ -178,7 +179,13 @@ fn assert_smooth_preset_change(fonts: &FontSet, pad_limits: (f64, f64)) {
     r.render_with(44_100 * 40, &mut pcm, Some(&mut stems));
     r.set_params(to);
     r.render_with(44_100 * 30, &mut pcm, Some(&mut stems));
-    let (dip, step) = pad_across_change(stems.wet(Role::Pad).unwrap());
+    let pad = stems.wet(Role::Pad).unwrap();
+    let (dip, step) = pad_across_change(pad);
+    // Neither synthesizer is cut while it sounds: no click in the pad from
+    // the change to the end of the crossfade (the pad's own onsets are soft).
+    let across = &pad[39 * 88_200..46 * 88_200];
+    let clicked = clicks_i16(across, &[], &ClickRule::MIX);
+    assert!(clicked.is_empty(), "clicks in the pad at frames {clicked:?} after 39 s");
     assert!(
         dip < pad_limits.0 && step < pad_limits.1,
         "the pad dipped {dip:.1} dB and stepped {step:.1} dB across the change (limits {pad_limits:?})"
