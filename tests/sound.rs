@@ -185,7 +185,10 @@ fn assert_smooth_preset_change(fonts: &FontSet, pad_limits: (f64, f64)) {
     // the change to the end of the crossfade (the pad's own onsets are soft).
     let across = &pad[39 * 88_200..46 * 88_200];
     let clicked = clicks_i16(across, &[], &ClickRule::MIX);
-    assert!(clicked.is_empty(), "clicks in the pad at frames {clicked:?} after 39 s");
+    assert!(
+        clicked.is_empty(),
+        "clicks in the pad at frames {clicked:?} after 39 s"
+    );
     assert!(
         dip < pad_limits.0 && step < pad_limits.1,
         "the pad dipped {dip:.1} dB and stepped {step:.1} dB across the change (limits {pad_limits:?})"

@@ -1,5 +1,5 @@
-//! Music that travels on its own: with `journey=drift` the key, mode, tempo
-//! and intensity wander a step every couple of minutes; with
+//! Music that travels on its own: with `journey=drift` the key, mode, tempo,
+//! intensity and the pad's sound wander a step every couple of minutes; with
 //! `journey=daylight` they follow the listener's local hour (passed in as
 //! `hour`, so the server stays deterministic): brighter modes and livelier
 //! playing by day, darker and slower at night (Eno's Reflection, Endel).
@@ -160,10 +160,17 @@ pub fn step(home: &Params, current: &Params, n: u32, seconds: f64) -> Params {
     next
 }
 
+/// One notch of one of five things. The pad's sound is one of them: the
+/// other pad program comes in under the sounding one (the renderer
+/// crossfades a program change), as between two presets.
 fn drift(home: &Params, p: &mut Params, rng: &mut ChaCha8Rng) {
     let up = rng.gen_bool(0.5);
-    match rng.gen_range(0..4) {
+    match rng.gen_range(0..5) {
         0 => p.key = fifth(p.key, up),
+        4 => {
+            let other = Params::PAD_PROGRAMS.iter().find(|&&q| q != p.pad_program);
+            p.pad_program = other.copied().unwrap_or(p.pad_program);
+        }
         1 => p.mode = neighbour(p.mode, if up { 1 } else { -1 }),
         2 => {
             let (lo, hi) = bpm_bounds(home);
@@ -300,6 +307,12 @@ mod tests {
                 assert!(at - last.0 >= STEP_SECONDS);
                 last = (*at, p.clone());
             }
+            assert!(
+                steps
+                    .iter()
+                    .all(|(_, p)| Params::PAD_PROGRAMS.contains(&p.pad_program)),
+                "the pad only moves between the composer's programs"
+            );
             let changed = steps.windows(2).filter(|w| w[0].1 != w[1].1).count();
             assert!(
                 changed * 10 >= steps.len() * 7,
@@ -308,6 +321,16 @@ mod tests {
             );
             assert_eq!(an_hour(home), steps, "deterministic per seed");
         }
+        let pads = |seed| {
+            an_hour(journey(Journey::Drift, 12.0, seed))
+                .windows(2)
+                .filter(|w| w[0].1.pad_program != w[1].1.pad_program)
+                .count()
+        };
+        assert!(
+            (0..3).map(pads).sum::<usize>() >= 3,
+            "the pad's sound travels too"
+        );
         assert_ne!(
             an_hour(journey(Journey::Drift, 12.0, 1)),
             an_hour(journey(Journey::Drift, 12.0, 2)),
