@@ -32,8 +32,8 @@ use tokio::time::Instant;
 use super::query::StreamRequest;
 use crate::audio::opus::DEFAULT_KBPS;
 use crate::music::presets::preset;
+use crate::stream::lanes::LaneUse;
 use crate::stream::metrics::PushStatus;
-use crate::stream::opus::LaneUse;
 use crate::stream::session::Outgoing;
 use crate::stream::{Hub, Listener};
 

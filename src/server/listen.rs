@@ -30,7 +30,7 @@ use super::query::{QueryError, StreamRequest};
 use crate::audio::mp3;
 use crate::audio::opus::{DEFAULT_KBPS, MAX_KBPS, MIN_KBPS};
 use crate::music::params::{control, control_names};
-use crate::stream::opus::LaneUse;
+use crate::stream::lanes::LaneUse;
 use crate::stream::session::{CloseReason, Outgoing};
 use crate::stream::{Hub, Listener};
 

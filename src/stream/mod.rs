@@ -3,6 +3,7 @@
 pub mod access;
 pub mod chunk;
 pub mod hub;
+pub mod lanes;
 pub mod metrics;
 pub mod mp3;
 pub mod opus;

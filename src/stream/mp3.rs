@@ -4,12 +4,11 @@
 //! MP3 needs no stream headers and no resampling, so a lane is just an
 //! encoder and its recent chunks.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::opus::{LaneUse, BACKLOG_CHUNKS, MAX_LANES};
+use super::lanes::{LaneEncoder, LaneUse, Lanes, TooManyBitrates};
 use crate::audio::mp3::{Mp3Encoder, Mp3Error};
 
 /// One chunk's MP3 frames at one bitrate.
@@ -31,24 +30,28 @@ pub struct Mp3Subscription {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Mp3SubscribeError {
-    #[error(
-        "this room already streams MP3 at {in_use} kbit/s (at most {MAX_LANES} bitrates per room); \
-         ask for one of those"
-    )]
-    TooManyBitrates { in_use: String },
+    #[error(transparent)]
+    TooManyBitrates(#[from] TooManyBitrates),
     #[error(transparent)]
     Mp3(#[from] Mp3Error),
 }
 
-struct Lane {
-    encoder: Mp3Encoder,
-    users: Weak<LaneUse>,
-    recent: VecDeque<Bytes>,
+impl LaneEncoder for Mp3Encoder {
+    fn bitrate_kbps(&self) -> u32 {
+        Mp3Encoder::bitrate_kbps(self)
+    }
 }
 
-#[derive(Default)]
 pub struct Mp3Lanes {
-    lanes: Vec<Lane>,
+    lanes: Lanes<Mp3Encoder, Bytes>,
+}
+
+impl Default for Mp3Lanes {
+    fn default() -> Self {
+        Self {
+            lanes: Lanes::new("MP3"),
+        }
+    }
 }
 
 impl Mp3Lanes {
@@ -59,40 +62,20 @@ impl Mp3Lanes {
         kbps: u32,
         next_seq: u64,
     ) -> Result<Mp3Subscription, Mp3SubscribeError> {
-        self.lanes.retain(|l| l.users.strong_count() > 0);
-        if let Some(lane) = self
-            .lanes
-            .iter_mut()
-            .find(|l| l.encoder.bitrate_kbps() == kbps)
-        {
-            let use_ = lane.users.upgrade().unwrap_or_else(|| Arc::new(LaneUse));
-            lane.users = Arc::downgrade(&use_);
+        self.lanes.prune();
+        if let Some((lane, use_)) = self.lanes.join(kbps) {
             return Ok(Mp3Subscription {
                 backlog: lane.recent.iter().cloned().collect(),
                 first_seq: next_seq,
                 lane: use_,
             });
         }
-        if self.lanes.len() >= MAX_LANES {
-            let in_use: Vec<String> = self
-                .lanes
-                .iter()
-                .map(|l| l.encoder.bitrate_kbps().to_string())
-                .collect();
-            return Err(Mp3SubscribeError::TooManyBitrates {
-                in_use: in_use.join(", "),
-            });
-        }
-        let use_ = Arc::new(LaneUse);
-        self.lanes.push(Lane {
-            encoder: Mp3Encoder::new(kbps)?,
-            users: Arc::downgrade(&use_),
-            recent: VecDeque::with_capacity(BACKLOG_CHUNKS),
-        });
+        self.lanes.check_room()?;
+        let lane = self.lanes.start(Mp3Encoder::new(kbps)?);
         Ok(Mp3Subscription {
             backlog: Vec::new(),
             first_seq: next_seq,
-            lane: use_,
+            lane,
         })
     }
 
@@ -100,26 +83,14 @@ impl Mp3Lanes {
     /// lane still in use; a lane whose encoder fails is closed, and its
     /// listeners' streams end.
     pub fn encode(&mut self, pcm: &[i16]) -> Vec<Mp3Frames> {
-        self.lanes.retain(|l| l.users.strong_count() > 0);
-        let mut out = Vec::with_capacity(self.lanes.len());
-        self.lanes.retain_mut(|lane| match lane.encoder.encode(pcm) {
-            Ok(bytes) => {
-                if lane.recent.len() == BACKLOG_CHUNKS {
-                    lane.recent.pop_front();
-                }
-                lane.recent.push_back(bytes.clone());
-                out.push(Mp3Frames {
-                    kbps: lane.encoder.bitrate_kbps(),
-                    bytes,
-                });
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, kbps = lane.encoder.bitrate_kbps(), "MP3 encoding failed; closing that stream");
-                false
-            }
-        });
-        out
+        self.lanes.prune();
+        self.lanes.encode_each(
+            |encoder| encoder.encode(pcm),
+            |kbps, bytes| Mp3Frames {
+                kbps,
+                bytes: bytes.clone(),
+            },
+        )
     }
 }
 
@@ -127,6 +98,7 @@ impl Mp3Lanes {
 mod tests {
     use super::*;
     use crate::audio::CHUNK_FRAMES;
+    use crate::stream::lanes::BACKLOG_CHUNKS;
 
     #[test]
     fn one_encoder_per_bitrate_with_a_backlog_for_late_joiners() {

@@ -10,21 +10,13 @@
 //! listener. A lane lives as long as someone holds its [`OpusSubscription`];
 //! the first chunk after the last one is dropped stops the encoding.
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::lanes::{LaneEncoder, LaneUse, Lanes, TooManyBitrates};
 use crate::audio::opus::{AudioPage, OggOpusEncoder, OpusError};
 use crate::audio::resample::{ResampleError, To48k};
-
-/// Distinct bitrates one session encodes at once: each costs an encoder's
-/// CPU on every chunk, so a room cannot be made to encode dozens.
-pub const MAX_LANES: usize = 3;
-/// Recent pages a lane keeps, so a listener joining a running session
-/// starts with a burst of this many chunks (800 ms) and its player's buffer
-/// fills at once instead of at real time.
-pub const BACKLOG_CHUNKS: usize = 8;
 
 /// One chunk's Ogg page at one bitrate.
 #[derive(Debug, Clone)]
@@ -32,10 +24,6 @@ pub struct OpusPage {
     pub kbps: u32,
     pub bytes: Bytes,
 }
-
-/// Held by each listener of a lane; only its count matters.
-#[derive(Debug)]
-pub struct LaneUse;
 
 /// What an Opus listener needs to start: its own header pages, the lane's
 /// recent pages, and from which chunk on it reads pages off its queue.
@@ -55,28 +43,34 @@ pub struct OpusSubscription {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
-    #[error(
-        "this room already streams Opus at {in_use} kbit/s (at most {MAX_LANES} bitrates per room); \
-         ask for one of those"
-    )]
-    TooManyBitrates { in_use: String },
+    #[error(transparent)]
+    TooManyBitrates(#[from] TooManyBitrates),
     #[error(transparent)]
     Opus(#[from] OpusError),
     #[error(transparent)]
     Resample(#[from] ResampleError),
 }
 
-struct Lane {
-    encoder: OggOpusEncoder,
-    users: Weak<LaneUse>,
-    recent: VecDeque<AudioPage>,
+impl LaneEncoder for OggOpusEncoder {
+    fn bitrate_kbps(&self) -> u32 {
+        OggOpusEncoder::bitrate_kbps(self)
+    }
 }
 
-#[derive(Default)]
 pub struct OpusLanes {
     resampler: Option<To48k>,
-    lanes: Vec<Lane>,
+    lanes: Lanes<OggOpusEncoder, AudioPage>,
     pcm48: Vec<f32>,
+}
+
+impl Default for OpusLanes {
+    fn default() -> Self {
+        Self {
+            resampler: None,
+            lanes: Lanes::new("Opus"),
+            pcm48: Vec::new(),
+        }
+    }
 }
 
 impl OpusLanes {
@@ -88,17 +82,11 @@ impl OpusLanes {
         next_seq: u64,
     ) -> Result<OpusSubscription, SubscribeError> {
         self.prune();
-        if let Some(lane) = self
-            .lanes
-            .iter_mut()
-            .find(|l| l.encoder.bitrate_kbps() == kbps)
-        {
+        if let Some((lane, use_)) = self.lanes.join(kbps) {
             let first_page = lane
                 .recent
                 .front()
                 .map_or(lane.encoder.next_page_seq(), |p| p.seq);
-            let use_ = lane.users.upgrade().unwrap_or_else(|| Arc::new(LaneUse));
-            lane.users = Arc::downgrade(&use_);
             return Ok(OpusSubscription {
                 kbps,
                 header: lane.encoder.header_pages(first_page)?,
@@ -107,33 +95,19 @@ impl OpusLanes {
                 lane: use_,
             });
         }
-        if self.lanes.len() >= MAX_LANES {
-            let in_use: Vec<String> = self
-                .lanes
-                .iter()
-                .map(|l| l.encoder.bitrate_kbps().to_string())
-                .collect();
-            return Err(SubscribeError::TooManyBitrates {
-                in_use: in_use.join(", "),
-            });
-        }
+        self.lanes.check_room()?;
         if self.resampler.is_none() {
             self.resampler = Some(To48k::new()?);
         }
         let encoder = OggOpusEncoder::new(kbps, rand::random())?;
-        let use_ = Arc::new(LaneUse);
         let header = encoder.header_pages(encoder.next_page_seq())?;
-        self.lanes.push(Lane {
-            encoder,
-            users: Arc::downgrade(&use_),
-            recent: VecDeque::with_capacity(BACKLOG_CHUNKS),
-        });
+        let lane = self.lanes.start(encoder);
         Ok(OpusSubscription {
             kbps,
             header,
             backlog: Vec::new(),
             first_seq: next_seq,
-            lane: use_,
+            lane,
         })
     }
 
@@ -161,32 +135,19 @@ impl OpusLanes {
             self.resampler = None;
             return Vec::new();
         }
-        let mut pages = Vec::with_capacity(self.lanes.len());
         let pcm48 = &self.pcm48;
-        self.lanes.retain_mut(|lane| match lane.encoder.encode_chunk_with(pcm48, last) {
-            Ok(page) => {
-                pages.push(OpusPage {
-                    kbps: lane.encoder.bitrate_kbps(),
-                    bytes: page.bytes.clone(),
-                });
-                if lane.recent.len() == BACKLOG_CHUNKS {
-                    lane.recent.pop_front();
-                }
-                lane.recent.push_back(page);
-                true
-            }
-            Err(e) => {
-                tracing::error!(error = %e, kbps = lane.encoder.bitrate_kbps(), "Opus encoding failed; closing that stream");
-                false
-            }
-        });
-        pages
+        self.lanes.encode_each(
+            |encoder| encoder.encode_chunk_with(pcm48, last),
+            |kbps, page| OpusPage {
+                kbps,
+                bytes: page.bytes.clone(),
+            },
+        )
     }
 
     /// Drops lanes nobody listens to, and the resampler with the last one.
     fn prune(&mut self) {
-        self.lanes.retain(|l| l.users.strong_count() > 0);
-        if self.lanes.is_empty() {
+        if self.lanes.prune() {
             self.resampler = None;
         }
     }
@@ -196,6 +157,7 @@ impl OpusLanes {
 mod tests {
     use super::*;
     use crate::audio::CHUNK_FRAMES;
+    use crate::stream::lanes::BACKLOG_CHUNKS;
 
     fn chunk() -> Vec<i16> {
         (0..CHUNK_FRAMES * 2)
