@@ -17,22 +17,16 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import puppeteer from 'puppeteer-core';
 import { Builder } from 'selenium-webdriver';
 
-import { AuralisServer, freePort } from './server.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ARTIFACTS = join(HERE, 'artifacts');
-const BIN = process.env.AURALIS_BIN
-  ? resolve(process.cwd(), process.env.AURALIS_BIN)
-  : join(HERE, '../target/release/auralis');
 const FIREFOX = process.env.FIREFOX_BIN || '/usr/bin/firefox-esr';
 const WEBKIT_DRIVER = process.env.WEBKIT_DRIVER_BIN || '/usr/bin/WebKitWebDriver';
 const MINIBROWSER = process.env.MINIBROWSER_BIN || '/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser';
@@ -43,8 +37,6 @@ const SAMPLE_RATE = 44100;
 /** Each engine's whole run, launch included, stays under this. */
 const ENGINE_TIMEOUT_MS = 90000;
 const STEP_TIMEOUT_MS = 12000;
-
-mkdirSync(ARTIFACTS, { recursive: true });
 
 const missing = (...paths) => {
   const absent = paths.filter((p) => !existsSync(p));

@@ -4,17 +4,12 @@
 // "Listen anywhere" section offers the URLs and the background-friendly mode.
 
 import assert from 'node:assert/strict';
-import { join, dirname, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { collectErrors, launchBrowser } from './browser.mjs';
-import { AuralisServer, freePort } from './server.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.AURALIS_BIN
-  ? resolve(process.cwd(), process.env.AURALIS_BIN)
-  : join(HERE, '../target/release/auralis');
 const TIMEOUT_MS = 60000;
 const STEP_MS = 15000;
 
@@ -49,7 +44,7 @@ describe('listen anywhere (HTTP streams)', { timeout: TIMEOUT_MS }, () => {
   let errors;
 
   before(async () => {
-    server = new AuralisServer(BIN, await freePort(), join(HERE, 'artifacts', 'listen-server.log'));
+    server = new AuralisServer(BIN, await freePort(), join(ARTIFACTS, 'listen-server.log'));
     await server.start();
     browser = await launchBrowser();
     page = await (await browser.newContext()).newPage();

@@ -4,17 +4,12 @@
 // the download button (a file, with progress).
 
 import assert from 'node:assert/strict';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { collectErrors, launchBrowser } from './browser.mjs';
-import { AuralisServer, freePort } from './server.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.AURALIS_BIN
-  ? resolve(process.cwd(), process.env.AURALIS_BIN)
-  : join(HERE, '../target/release/auralis');
 const TIMEOUT_MS = 60000;
 const STEP_MS = 15000;
 
@@ -36,7 +31,7 @@ describe('timer, share link, download', { timeout: TIMEOUT_MS }, () => {
   }
 
   before(async () => {
-    server = new AuralisServer(BIN, await freePort(), join(HERE, 'artifacts', 'listener-server.log'));
+    server = new AuralisServer(BIN, await freePort(), join(ARTIFACTS, 'listener-server.log'));
     await server.start();
     browser = await launchBrowser();
   });

@@ -5,18 +5,13 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { collectErrors, launchBrowser } from './browser.mjs';
 import { NetProxy } from './netproxy.mjs';
-import { AuralisServer, freePort } from './server.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const BIN = process.env.AURALIS_BIN
-  ? resolve(process.cwd(), process.env.AURALIS_BIN)
-  : join(HERE, '../target/release/auralis');
 const SR = 44100;
 const TIMEOUT_MS = 90000;
 const STALL_MS = 3000;
@@ -43,7 +38,7 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
   };
 
   before(async () => {
-    server = new AuralisServer(BIN, await freePort(), join(HERE, 'artifacts', 'network-server.log'));
+    server = new AuralisServer(BIN, await freePort(), join(ARTIFACTS, 'network-server.log'));
     await server.start();
     proxy = new NetProxy(server.port);
     const port = await proxy.listen();
@@ -54,7 +49,7 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
   });
 
   after(async () => {
-    writeFileSync(join(HERE, 'artifacts', 'network.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(ARTIFACTS, 'network.json'), `${JSON.stringify(results, null, 2)}\n`);
     await browser?.close();
     await proxy?.close();
     await server?.stop();

@@ -7,23 +7,16 @@
 // non-zero if any test fails.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 
 import { collectErrors, launchBrowser } from './browser.mjs';
-import { AuralisServer, freePort } from './server.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 import './units.mjs';
 import './listen.mjs';
 import './listener.mjs';
 import './network.mjs';
-
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ARTIFACTS = join(HERE, 'artifacts');
-const BIN = process.env.AURALIS_BIN
-  ? resolve(process.cwd(), process.env.AURALIS_BIN)
-  : join(HERE, '../target/release/auralis');
 
 const SAMPLE_RATE = 44100;
 /** The whole run must finish well inside two minutes; this is the backstop. */
@@ -31,8 +24,6 @@ const RUN_TIMEOUT_MS = 240000;
 const STEP_TIMEOUT_MS = 15000;
 const CONTROL_SAMPLES = 5;
 const CONTROL_SPACING_MS = 1500;
-
-mkdirSync(ARTIFACTS, { recursive: true });
 
 let server;
 let browser;

@@ -2,10 +2,23 @@
 // says so on stderr, killable and restartable on the same port.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const READY_TIMEOUT_MS = 30000;
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** The binary every suite runs: `AURALIS_BIN` (relative to where the tests
+ * were started), else the release build. */
+export const BIN = process.env.AURALIS_BIN
+  ? resolve(process.cwd(), process.env.AURALIS_BIN)
+  : join(HERE, '../target/release/auralis');
+
+/** Where the suites leave logs, screenshots and measurements (git-ignored). */
+export const ARTIFACTS = join(HERE, 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
 
 /** The line `auralis serve` prints once it accepts connections, before its
  * address: `auralis::server::LISTENING` (tests/wire.rs checks they agree). */

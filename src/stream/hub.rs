@@ -277,22 +277,12 @@ impl Hub {
         params: Params,
         preset: Option<String>,
     ) -> Result<Listener, JoinError> {
-        self.join_from(None, room, params, preset).await
+        self.join_resuming(None, room, params, preset, None).await
     }
 
-    /// [`Hub::join`] for a client at `client`: a session it starts counts
-    /// against its address until the session ends.
-    pub async fn join_from(
-        self: &Arc<Self>,
-        client: Option<IpAddr>,
-        room: Option<String>,
-        params: Params,
-        preset: Option<String>,
-    ) -> Result<Listener, JoinError> {
-        self.join_resuming(client, room, params, preset, None).await
-    }
-
-    /// As [`Hub::join_from`], for a listener that may be coming back (see [`Resume`]).
+    /// [`Hub::join`] for a client at `client` (a session it starts counts
+    /// against its address until the session ends) that may be coming back
+    /// (see [`Resume`]).
     pub async fn join_resuming(
         self: &Arc<Self>,
         client: Option<IpAddr>,
@@ -305,7 +295,7 @@ impl Hub {
         self.join_as(client, room, params, preset, comeback).await
     }
 
-    /// As [`Hub::join_from`], for a listener that cannot come back (an HTTP
+    /// As [`Hub::join_resuming`], for a listener that cannot come back (an HTTP
     /// stream): its session ends with it.
     pub async fn join_once(
         self: &Arc<Self>,
