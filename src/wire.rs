@@ -235,6 +235,10 @@ pub enum ServerMessage<'a> {
         #[serde(flatten)]
         state: &'a ParamsState,
         applies_at_seq: u64,
+        /// Set when the chunks from this seq on are sent again with the
+        /// change in them: the player replaces what it buffered from there.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        splice_seq: Option<u64>,
     },
     /// The answer to a ping: the client's own `t` back, and the server's clock.
     Pong {
@@ -355,12 +359,14 @@ mod tests {
         let v = json(&ServerMessage::Params {
             state: &state,
             applies_at_seq: 4,
+            splice_seq: None,
         });
         assert_eq!(v["type"], "params");
         assert_eq!(v["preset"], "focus");
         assert_eq!(v["key"], "D");
         assert_eq!(v["bpm"], 60.0);
         assert_eq!(v["applies_at_seq"], 4);
+        assert!(v.get("splice_seq").is_none(), "absent unless spliced: {v}");
         let params = Params::default();
         let v = json(&ServerMessage::Hello(Hello {
             session_id: "s1",

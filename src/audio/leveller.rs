@@ -36,6 +36,7 @@ const MAX_GAIN_DB: f64 = 18.0;
 const RISE_DB_PER_S: f64 = 2.0;
 const FALL_DB_PER_S: f64 = 4.0;
 
+#[derive(Clone)]
 pub struct Leveller {
     weighting: KWeighting,
     /// K-weighted energy of the hop being measured, and of the last hops.

@@ -10,6 +10,7 @@ pub const CEILING: f32 = 0.841;
 /// Level above which the soft-knee curve starts bending the waveform.
 const KNEE: f32 = 0.66;
 
+#[derive(Clone)]
 pub struct SoftLimiter {
     gain: f32,
     release: f32,

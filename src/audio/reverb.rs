@@ -72,6 +72,10 @@ impl Delay {
     fn advance(&mut self, n: usize) {
         self.pos = (self.pos + n) % self.buffer.len();
     }
+
+    fn clear(&mut self) {
+        self.buffer.fill(0.0);
+    }
 }
 
 /// One channel's eight parallel combs (each a delay with a one-pole low-pass
@@ -241,6 +245,17 @@ impl Reverb {
         }
     }
 
+    /// Silences the tail: what follows sounds as if nothing came before.
+    pub fn clear(&mut self) {
+        for c in &mut self.channels {
+            c.combs
+                .iter_mut()
+                .chain(&mut c.allpasses)
+                .for_each(Delay::clear);
+            c.store = [0.0; LANES];
+        }
+    }
+
     /// Adds the reverberated signal to the dry signal in place.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
         for (l, r) in left.chunks_mut(BLOCK).zip(right.chunks_mut(BLOCK)) {
@@ -274,6 +289,17 @@ mod tests {
 
     fn rms(x: &[f32]) -> f32 {
         (x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn a_cleared_reverb_has_no_tail() {
+        let mut reverb = Reverb::new(ReverbSettings::default());
+        let (mut l, mut r) = (vec![1.0; 1_000], vec![1.0; 1_000]);
+        reverb.process(&mut l, &mut r);
+        reverb.clear();
+        let (mut l, mut r) = (vec![0.0; 10_000], vec![0.0; 10_000]);
+        reverb.process(&mut l, &mut r);
+        assert!(l.iter().chain(&r).all(|&x| x == 0.0));
     }
 
     #[test]

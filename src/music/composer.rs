@@ -201,6 +201,30 @@ impl Composer {
         self.position.round() as Frame
     }
 
+    /// Takes back what was composed from `frame` on, so that a change made
+    /// now is heard from `frame` rather than from the next eighth note: the
+    /// composer goes on from `frame` as if a new eighth started there. The
+    /// caller drops the piano notes composed to start at or after `frame`
+    /// (they were never heard) and keeps everything else, so no sounding
+    /// note is cut; the pad's chord, struck on the eighth, rings on. The
+    /// beat grid moves by the part of the eighth taken back, which nobody
+    /// hears in music without a drum. A `frame` at or past the horizon
+    /// changes nothing.
+    pub fn rewind_to(&mut self, frame: Frame) {
+        let horizon = self.horizon();
+        if frame >= horizon {
+            return;
+        }
+        for slot in &mut self.piano_offs {
+            if slot.is_some_and(|(on, _)| on >= frame) {
+                *slot = None;
+            }
+        }
+        let back = self.position - frame as f64;
+        self.position = frame as f64;
+        self.seconds = (self.seconds - back / f64::from(SAMPLE_RATE)).max(0.0);
+    }
+
     /// Seconds composed so far.
     pub fn seconds(&self) -> f64 {
         self.seconds

@@ -80,6 +80,14 @@ impl Layer {
         self.engine.all_notes_off();
     }
 
+    /// Stops every voice at once and forgets what was struck: the layer
+    /// starts over, as when the renderer goes back to play a passage again.
+    pub fn silence(&mut self) {
+        self.engine.sound_off();
+        self.struck = false;
+        self.leaving = false;
+    }
+
     /// True when a change to `program` should crossfade: the layer has
     /// sounded with another program, so its notes would ring on in the new
     /// one's level.

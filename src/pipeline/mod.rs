@@ -12,6 +12,8 @@ mod layer;
 pub mod offline;
 #[cfg(test)]
 mod resume_tests;
+#[cfg(test)]
+mod splice_tests;
 pub mod stems;
 
 use std::collections::VecDeque;
@@ -37,6 +39,19 @@ const RESUME_FADE_FRAMES: u64 = crate::SAMPLE_RATE as u64 / 5;
 /// A new pad program comes in under the old one, which holds its chord and
 /// fades out, over this long: a preset change is a crossfade, not a cut.
 const CROSSFADE_FRAMES: u32 = crate::SAMPLE_RATE * 3;
+/// Audio played again before a splice, so the reverb and the voices are
+/// where they were when the passage first played: 2 s fill the reverb and
+/// carry a pad past its attack.
+const PREROLL_FRAMES: Frame = crate::SAMPLE_RATE as Frame * 2;
+/// How far back a splice may go: as far as a deep client buffer reaches.
+pub const MAX_SPLICE_FRAMES: Frame = crate::SAMPLE_RATE as Frame * 2;
+/// A checkpoint is taken on the first eighth note at least this long after
+/// the last (a few kB each), so the pre-roll is at most this much longer
+/// than it needs to be.
+const CHECKPOINT_SPACING: Frame = crate::SAMPLE_RATE as Frame / 2;
+/// Checkpoints kept: they reach back past the longest splice, the pre-roll
+/// and the spacing of two checkpoints.
+const CHECKPOINTS: usize = 10;
 
 /// Builds a synthesizer in place of a SoundFont engine: tests give a signal
 /// generator, so session logic is checked without fonts.
@@ -107,6 +122,37 @@ pub struct Renderer {
     left: Vec<f32>,
     right: Vec<f32>,
     gains: Vec<f32>,
+    /// The programs and the notes held now, as events: what a passage
+    /// played again must strike first.
+    sounding: Vec<Event>,
+    /// Where the music can be played again from, oldest first (see
+    /// [`Renderer::splice`]).
+    checkpoints: VecDeque<Checkpoint>,
+}
+
+/// The music as it stood at an eighth note: the composer and journey before
+/// composing it, what was sounding, and the master stages' state (the
+/// leveller's gain follows the music, so a passage played again must meet
+/// the gain it met the first time). The composer is deterministic, so from
+/// here the same notes follow. The reverb is not kept (it is the bulk of the
+/// state): its tail falls 60 dB in about 1.5 s, so the pre-roll refills it.
+struct Checkpoint {
+    frame: Frame,
+    composer: Composer,
+    journey: JourneyDriver,
+    sounding: Vec<Event>,
+    /// Events composed before the checkpoint for after it.
+    pending: Vec<Event>,
+    master: Master,
+}
+
+/// The stages after the mix whose state carries the music's recent past.
+#[derive(Clone)]
+struct Master {
+    dc: DcBlocker,
+    leveller: Leveller,
+    limiter: SoftLimiter,
+    fade: Fade,
 }
 
 impl Renderer {
@@ -132,6 +178,8 @@ impl Renderer {
             left: vec![0.0; MAX_BLOCK],
             right: vec![0.0; MAX_BLOCK],
             gains: vec![0.0; MAX_BLOCK],
+            sounding: Vec::new(),
+            checkpoints: VecDeque::with_capacity(CHECKPOINTS),
         })
     }
 
@@ -139,22 +187,100 @@ impl Renderer {
         self.composer.params()
     }
 
-    /// Hands new parameters to the composer, which stages them to the next
-    /// eighth note it writes: the sounding notes are never cut.
+    /// Hands new parameters to the composer, heard from the next frame
+    /// rendered: what was composed past it and not yet played is taken back
+    /// (see [`Composer::rewind_to`]); the sounding notes are never cut.
     pub fn set_params(&mut self, params: Params) {
+        if params != *self.composer.params() {
+            self.take_back_from(self.position);
+        }
         self.journey.rehome(params.clone(), self.composer.seconds());
         self.composer.set_params(params);
+    }
+
+    /// Plays the music again from `frame`, a point already rendered, with
+    /// `params` in force from there: the listener's buffer still holds
+    /// audio past `frame`, and this is what replaces it, so a change is heard
+    /// without waiting for that buffer to play out. The renderer goes back to
+    /// the last eighth note at least [`PREROLL_FRAMES`] before `frame`,
+    /// strikes what was sounding there, and renders up to `frame` unheard,
+    /// which puts the same notes in the same reverb; it renders nothing past
+    /// `frame`. Returns false, changing nothing, when it cannot: `frame` is
+    /// more than [`MAX_SPLICE_FRAMES`] back or in the future, too close to
+    /// the start, or the music has been released.
+    pub fn splice(&mut self, frame: Frame, params: Params) -> bool {
+        let reachable = frame <= self.position && self.position - frame <= MAX_SPLICE_FRAMES;
+        let Some(at) = self
+            .checkpoints
+            .iter()
+            .rposition(|c| c.frame + PREROLL_FRAMES <= frame)
+            .filter(|_| reachable && self.composing)
+        else {
+            return false;
+        };
+        self.checkpoints.truncate(at + 1);
+        let Checkpoint {
+            frame: from,
+            composer,
+            journey,
+            sounding,
+            pending,
+            master,
+        } = self.checkpoints.pop_back().expect("found above");
+        for layer in [&mut self.piano, &mut self.pad, &mut self.spare_pad] {
+            layer.silence();
+        }
+        self.composer = composer;
+        self.journey = journey;
+        self.reverb.clear();
+        Master {
+            dc: self.dc,
+            leveller: self.leveller,
+            limiter: self.limiter,
+            fade: self.fade,
+        } = master;
+        self.pending.clear();
+        self.pending.extend(pending);
+        self.pending
+            .extend(sounding.into_iter().map(|e| Event { frame: from, ..e }));
+        self.pending.make_contiguous().sort();
+        self.sounding.clear();
+        self.position = from;
+        let mut unheard = Vec::with_capacity((frame - from) as usize * 2);
+        self.render((frame - from) as usize, &mut unheard);
+        self.set_params(params);
+        true
+    }
+
+    /// Drops the piano notes composed to start at or after `frame`, and
+    /// their releases, and rewinds the composer to `frame`.
+    fn take_back_from(&mut self, frame: Frame) {
+        if self.composer.horizon() <= frame {
+            return;
+        }
+        let mut dropped = [false; 128];
+        self.pending.retain(|e| {
+            if e.channel != PIANO_CHANNEL {
+                return true;
+            }
+            match e.kind {
+                EventKind::NoteOn { key, .. } if e.frame >= frame => {
+                    dropped[usize::from(key)] = true;
+                    false
+                }
+                EventKind::NoteOff { key } if dropped[usize::from(key)] => {
+                    dropped[usize::from(key)] = false;
+                    false
+                }
+                _ => true,
+            }
+        });
+        self.composer.rewind_to(frame);
     }
 
     /// Frames rendered so far.
     pub fn position(&self) -> Frame {
         self.position
-    }
-
-    /// The first frame the composer has not yet written; a control change
-    /// applied now is heard from the eighth note that starts here.
-    pub fn horizon(&self) -> Frame {
-        self.composer.horizon()
     }
 
     pub fn engine_name(&self) -> &'static str {
@@ -171,6 +297,7 @@ impl Renderer {
         let mut half = Vec::new();
         while self.composer.horizon() <= frame {
             half.clear();
+            self.journey.before_half(&mut self.composer);
             self.composer.compose_half(&mut half);
             half.sort();
             for e in half.drain(..) {
@@ -277,6 +404,7 @@ impl Renderer {
     fn compose_through(&mut self, frame: Frame) {
         let mut composed = false;
         while self.composer.horizon() <= frame {
+            self.checkpoint();
             self.journey.before_half(&mut self.composer);
             self.composer.compose_half(&mut self.half);
             self.pending.extend(self.half.drain(..));
@@ -285,6 +413,35 @@ impl Renderer {
         if composed {
             self.pending.make_contiguous().sort();
         }
+    }
+
+    /// Remembers the music as it stands before the next eighth is composed;
+    /// the oldest checkpoint makes room, so memory does not grow.
+    fn checkpoint(&mut self) {
+        let frame = self.composer.horizon();
+        if self
+            .checkpoints
+            .back()
+            .is_some_and(|c| frame < c.frame + CHECKPOINT_SPACING)
+        {
+            return;
+        }
+        if self.checkpoints.len() == CHECKPOINTS {
+            self.checkpoints.pop_front();
+        }
+        self.checkpoints.push_back(Checkpoint {
+            frame,
+            composer: self.composer.clone(),
+            journey: self.journey.clone(),
+            sounding: self.sounding.clone(),
+            pending: self.pending.iter().copied().collect(),
+            master: Master {
+                dc: self.dc.clone(),
+                leveller: self.leveller.clone(),
+                limiter: self.limiter.clone(),
+                fade: self.fade.clone(),
+            },
+        });
     }
 
     fn apply_due_events(&mut self) {
@@ -304,6 +461,7 @@ impl Renderer {
     /// not hold those notes). A second change within the fade glides the
     /// level in place, as there is no third synthesizer to take it.
     fn apply(&mut self, e: &Event) {
+        self.track(e);
         if e.channel == PIANO_CHANNEL {
             self.piano.apply(e);
             return;
@@ -318,6 +476,22 @@ impl Renderer {
             }
         }
         self.pad.apply(e);
+    }
+
+    /// Keeps `sounding` up to date: one program per channel, the notes held.
+    fn track(&mut self, e: &Event) {
+        let channel = e.channel;
+        match e.kind {
+            EventKind::Program { .. } => self
+                .sounding
+                .retain(|s| s.channel != channel || !matches!(s.kind, EventKind::Program { .. })),
+            EventKind::NoteOn { key, .. } | EventKind::NoteOff { key } => {
+                self.sounding.retain(|s| !is_note(s, channel, key))
+            }
+        }
+        if !matches!(e.kind, EventKind::NoteOff { .. }) {
+            self.sounding.push(*e);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::{EngineFactory, EngineSource, Renderer};
+use crate::music::journey::Journey;
 use crate::music::Params;
 use crate::soundfont::FontSet;
 use crate::synth::{Engine, EngineKind};
@@ -64,9 +65,24 @@ fn a_piece_rebuilt_at_a_position_plays_on_as_the_original() {
         seed: 99,
         ..Params::default()
     };
-    let at: u64 = 37 * 44_100 + 1_234;
+    rebuilt_at(&params, 37 * 44_100 + 1_234);
+}
+
+/// A journey's steps are part of the piece: one rebuilt past its second
+/// step (4 min) is in the key and tempo the journey had reached.
+#[test]
+fn a_journey_rebuilt_past_its_steps_plays_on_as_the_original() {
+    let params = Params {
+        seed: 1,
+        journey: Journey::Drift,
+        ..Params::default()
+    };
+    rebuilt_at(&params, 250 * 44_100);
+}
+
+fn rebuilt_at(params: &Params, at: u64) {
     let more: usize = 20 * 44_100;
-    let (mut whole, heard) = recording(&params);
+    let (mut whole, heard) = recording(params);
     let mut out = Vec::new();
     for _ in 0..(at as usize + more) / 4_410 {
         out.clear();
@@ -74,7 +90,7 @@ fn a_piece_rebuilt_at_a_position_plays_on_as_the_original() {
     }
     let end = (at as usize + more) / 4_410 * 4_410;
 
-    let (mut resumed, heard_resumed) = recording(&params);
+    let (mut resumed, heard_resumed) = recording(params);
     resumed.skip_to(at);
     assert_eq!(resumed.position(), at);
     // The programs set on the way were calibrated by playing a few notes on

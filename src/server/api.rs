@@ -309,6 +309,13 @@ fn series(hub: &Hub) -> Vec<Series> {
             counter(&m.control_changes),
         ),
         s(
+            "control_splices",
+            "control_splices_total",
+            "Control changes spliced into audio the listener had buffered.",
+            1.0,
+            counter(&m.splices),
+        ),
+        s(
             "protocol_errors",
             "protocol_errors_total",
             "Client messages answered with an error.",

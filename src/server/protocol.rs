@@ -16,9 +16,12 @@ pub const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
     /// `key`: a shared room's control key, which its controls must carry.
+    /// `playing`: the chunk the listener hears now, so the change can be
+    /// spliced into what it has buffered.
     Control {
         change: ParamChange,
         key: Option<String>,
+        playing: Option<u64>,
     },
     Ping {
         t: f64,
@@ -131,7 +134,19 @@ pub fn parse(text: &str) -> Result<ClientMessage, ProtocolError> {
 }
 
 fn parse_control(obj: &Map<String, Value>) -> Result<ClientMessage, ProtocolError> {
-    only_fields(obj, &["type", "params", "key"])?;
+    only_fields(obj, &["type", "params", "key", "playing_seq"])?;
+    let playing = match obj.get("playing_seq") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| {
+            ProtocolError::new(
+                ErrorCode::InvalidMessage,
+                format!(
+                    "\"playing_seq\" must be the seq of the chunk being heard, a whole number from 0, got {}",
+                    truncate(&v.to_string())
+                ),
+            )
+        })?),
+    };
     let key = match obj.get("key") {
         None | Some(Value::Null) => None,
         Some(Value::String(k)) => Some(k.clone()),
@@ -170,7 +185,11 @@ fn parse_control(obj: &Map<String, Value>) -> Result<ClientMessage, ProtocolErro
             control_names()
         )));
     }
-    Ok(ClientMessage::Control { change, key })
+    Ok(ClientMessage::Control {
+        change,
+        key,
+        playing,
+    })
 }
 
 fn parse_stats(obj: &Map<String, Value>) -> Result<ClientStats, ProtocolError> {
@@ -250,6 +269,7 @@ mod tests {
         let ClientMessage::Control {
             change: c,
             key: None,
+            playing: None,
         } = m
         else {
             panic!("not a control without a key: {m:?}")

@@ -312,9 +312,11 @@ impl Client {
                 self.on_stats(&s);
                 None
             }
-            Ok(ClientMessage::Control { change, key }) => {
-                self.on_control(change, key.as_deref()).await?
-            }
+            Ok(ClientMessage::Control {
+                change,
+                key,
+                playing,
+            }) => self.on_control(change, key.as_deref(), playing).await?,
             Ok(ClientMessage::Timer { seconds }) => self.on_timer(seconds).await?,
         };
         Ok(reply)
@@ -350,6 +352,7 @@ impl Client {
         &self,
         change: ParamChange,
         key: Option<&str>,
+        playing: Option<u64>,
     ) -> Result<Option<String>, SessionEnded> {
         let control = &self.session.control;
         if !control.permits(key) {
@@ -362,7 +365,7 @@ impl Client {
                 self.error(&ProtocolError::new(ErrorCode::Forbidden, why)),
             ));
         }
-        Ok(match self.session.control(change).await? {
+        Ok(match self.session.control(change, playing).await? {
             Ok(_) => None,
             Err(e) => {
                 Some(self.error(&ProtocolError::new(ErrorCode::InvalidParams, e.to_string())))

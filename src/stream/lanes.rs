@@ -58,6 +58,11 @@ impl<E: LaneEncoder, R> Lanes<E, R> {
         }
     }
 
+    /// True while someone listens to a lane.
+    pub fn in_use(&mut self) -> bool {
+        !self.prune()
+    }
+
     /// Drops the lanes nobody listens to; true when none is left.
     pub fn prune(&mut self) -> bool {
         self.lanes.retain(|l| l.users.strong_count() > 0);

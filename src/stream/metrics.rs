@@ -47,6 +47,8 @@ pub struct Metrics {
     pub listeners_dropped_slow: AtomicU64,
     pub client_underruns: AtomicU64,
     pub control_changes: AtomicU64,
+    /// Control changes spliced into audio already sent.
+    pub splices: AtomicU64,
     pub protocol_errors: AtomicU64,
     synth_ms: Mutex<Window>,
     client_latency_ms: Mutex<Window>,
@@ -100,6 +102,7 @@ impl Metrics {
             listeners_dropped_slow: AtomicU64::new(0),
             client_underruns: AtomicU64::new(0),
             control_changes: AtomicU64::new(0),
+            splices: AtomicU64::new(0),
             protocol_errors: AtomicU64::new(0),
             synth_ms: Mutex::new(Window::new()),
             client_latency_ms: Mutex::new(Window::new()),

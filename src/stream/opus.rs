@@ -74,6 +74,12 @@ impl Default for OpusLanes {
 }
 
 impl OpusLanes {
+    /// True while an HTTP listener takes this stream: what it has been sent
+    /// cannot be replaced, so the session does not splice.
+    pub fn in_use(&mut self) -> bool {
+        self.lanes.in_use()
+    }
+
     /// Joins the lane at `kbps`, starting it if needed. `next_seq` is the
     /// session's next chunk: the first one this lane is sure to encode.
     pub fn subscribe(

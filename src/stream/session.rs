@@ -22,7 +22,8 @@ use super::opus::{OpusLanes, OpusSubscription, SubscribeError};
 use super::pool::RenderPool;
 use crate::audio::{pcm, CHUNK_FRAMES};
 use crate::music::change::{ChangeError, ParamChange};
-use crate::pipeline::Renderer;
+use crate::music::Params;
+use crate::pipeline::{Renderer, MAX_SPLICE_FRAMES};
 use crate::wire::{ParamsState, ServerMessage};
 
 pub const CHUNK_DURATION: Duration = Duration::from_millis(crate::audio::CHUNK_MS as u64);
@@ -64,12 +65,26 @@ impl CloseReason {
 }
 
 /// Answer to a control change: what now holds, and the first chunk whose
-/// music follows it (the change is staged to the next eighth note).
+/// music follows it. When `splice_seq` is set, the chunks from there on are
+/// sent again, replacing what the listener has buffered (see
+/// [`SPLICE_AHEAD_CHUNKS`]).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ControlAck {
     pub state: ParamsState,
     pub applies_at_seq: u64,
+    pub splice_seq: Option<u64>,
 }
+
+/// A change is spliced in this many chunks after the one the listener
+/// reports hearing: the splice must reach it before its playhead does, over
+/// one network trip and the pre-roll's render (tens of ms), and what it
+/// already hears it keeps. On a slower link the player splices where its
+/// playhead is when the chunks land.
+pub const SPLICE_AHEAD_CHUNKS: u64 = 2;
+/// A splice renders a pre-roll of 2–3 s (tens of ms of a core), so a
+/// session splices at most once in this long; a change in between (a slider
+/// dragged) is heard after the buffer, as without a splice.
+const SPLICE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest timer: a day. Longer is no timer at all.
 pub const MAX_TIMER_SECONDS: f64 = 86_400.0;
@@ -150,6 +165,8 @@ pub(super) enum Command {
     },
     Control {
         change: ParamChange,
+        /// The chunk the listener hears now, if it said.
+        playing: Option<u64>,
         reply: oneshot::Sender<Result<ControlAck, ChangeError>>,
     },
     Opus {
@@ -217,12 +234,20 @@ impl SessionHandle {
         let _ = self.commands.send(Command::Detach { id }).await;
     }
 
+    /// Applies a change from the next chunk; given the chunk the listener
+    /// hears now (`playing`), from shortly after it instead, by playing the
+    /// buffered part again (see [`ControlAck::splice_seq`]).
     pub async fn control(
         &self,
         change: ParamChange,
+        playing: Option<u64>,
     ) -> Result<Result<ControlAck, ChangeError>, SessionEnded> {
-        self.request(|reply| Command::Control { change, reply })
-            .await
+        self.request(|reply| Command::Control {
+            change,
+            playing,
+            reply,
+        })
+        .await
     }
 
     /// Asks the session to encode Opus at `kbps` for this listener too
@@ -336,6 +361,7 @@ pub(super) fn spawn(
         shared: spec.room.is_some(),
         timer: None,
         mp3: Some(Mp3Lanes::default()),
+        last_splice: None,
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -367,6 +393,7 @@ struct SessionTask {
     timer: Option<Timer>,
     /// Encoders for HTTP MP3 listeners, lent like `opus`.
     mp3: Option<Mp3Lanes>,
+    last_splice: Option<Instant>,
 }
 
 /// How long the fade is when the server shuts down (300 ms): a fade, not a
@@ -389,7 +416,10 @@ impl SessionTask {
             // Chunk n leaves at start + (n - lead) × 100 ms: an absolute
             // schedule, so repeated sleeps never accumulate drift, and the
             // stream runs exactly `lead` chunks ahead of the wall clock.
-            let ahead = (self.seq - start_seq).saturating_sub(self.lead_chunks);
+            let ahead = self
+                .seq
+                .saturating_sub(start_seq)
+                .saturating_sub(self.lead_chunks);
             let due = start + CHUNK_DURATION * ahead as u32;
             tokio::select! {
                 biased;
@@ -400,7 +430,7 @@ impl SessionTask {
                     }
                 }
                 cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.handle(cmd),
+                    Some(cmd) => self.handle(cmd).await,
                     None => break,
                 },
                 () = tokio::time::sleep_until(due) => {
@@ -444,7 +474,7 @@ impl SessionTask {
                 () = shutdown.cancelled() => break false,
                 cmd = commands.recv() => match cmd {
                     Some(cmd) => {
-                        self.handle(cmd);
+                        self.handle(cmd).await;
                         if !self.listeners.is_empty() {
                             break true;
                         }
@@ -459,7 +489,7 @@ impl SessionTask {
         resumed
     }
 
-    fn handle(&mut self, cmd: Command) {
+    async fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Join { entry, from, reply } => {
                 let replay = from.map_or(0, |f| self.replay_start(f, &entry));
@@ -481,8 +511,12 @@ impl SessionTask {
                 self.listeners.retain(|l| l.id != id);
                 self.detached = self.listeners.is_empty();
             }
-            Command::Control { change, reply } => {
-                let _ = reply.send(self.apply_control(&change));
+            Command::Control {
+                change,
+                playing,
+                reply,
+            } => {
+                let _ = reply.send(self.apply_control(&change, playing).await);
             }
             Command::Opus { kbps, reply } => {
                 let opus = self
@@ -560,27 +594,86 @@ impl SessionTask {
         }
     }
 
-    fn apply_control(&mut self, change: &ParamChange) -> Result<ControlAck, ChangeError> {
+    async fn apply_control(
+        &mut self,
+        change: &ParamChange,
+        playing: Option<u64>,
+    ) -> Result<ControlAck, ChangeError> {
         let renderer = self
             .renderer
             .as_mut()
             .expect("renderer is home between chunks");
         let (params, preset) = change.apply_to(renderer.params())?;
-        renderer.set_params(params);
+        let splice_seq = match playing.and_then(|p| self.splice_target(p)) {
+            Some(seq) => self.splice(seq, params.clone()).await.then_some(seq),
+            None => None,
+        };
+        if splice_seq.is_none() {
+            if let Some(renderer) = self.renderer.as_mut() {
+                renderer.set_params(params);
+            }
+        }
         if let Some(p) = preset {
             self.preset = Some(p.name.to_string());
         }
-        let applies_at_seq = renderer.horizon().div_ceil(CHUNK_FRAMES as u64);
+        let applies_at_seq = self.seq;
         self.metrics
             .control_changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ack = ControlAck {
             state: self.state(),
             applies_at_seq,
+            splice_seq,
         };
         let text: Arc<str> = params_message(&ack).into();
         self.broadcast(Outgoing::Text(text));
         Ok(ack)
+    }
+
+    /// Where a change may replace audio already sent, given the chunk the
+    /// listener hears: [`SPLICE_AHEAD_CHUNKS`] later, and no further back than
+    /// the renderer can go. Only a session of one WebSocket listener splices:
+    /// a room's listeners hear different moments, and an HTTP stream cannot
+    /// take audio back. None when there is nothing sent to replace.
+    fn splice_target(&mut self, playing: u64) -> Option<u64> {
+        let opus_in_use = self.opus.as_mut().is_some_and(|o| o.in_use());
+        let mp3_in_use = self.mp3.as_mut().is_some_and(|m| m.in_use());
+        let recent = self
+            .last_splice
+            .is_some_and(|t| t.elapsed() < SPLICE_INTERVAL);
+        if self.shared || self.listeners.len() != 1 || opus_in_use || mp3_in_use || recent {
+            return None;
+        }
+        let furthest = MAX_SPLICE_FRAMES / CHUNK_FRAMES as u64;
+        let seq = playing
+            .saturating_add(SPLICE_AHEAD_CHUNKS)
+            .max(self.seq.saturating_sub(furthest));
+        (seq < self.seq).then_some(seq)
+    }
+
+    /// Plays the music again from chunk `seq` with `params` (on the pool: it
+    /// renders a pre-roll) and moves the stream back there, so the chunks
+    /// from `seq` go out again at once. False if the renderer could not.
+    async fn splice(&mut self, seq: u64, params: Params) -> bool {
+        let Some(mut renderer) = self.renderer.take() else {
+            return false;
+        };
+        let frame = seq * CHUNK_FRAMES as u64;
+        let job = move || {
+            let spliced = renderer.splice(frame, params);
+            (renderer, spliced)
+        };
+        let Ok((renderer, spliced)) = self.pool.run(std::time::Instant::now(), job).await else {
+            return false;
+        };
+        self.renderer = Some(renderer);
+        if spliced {
+            self.last_splice = Some(Instant::now());
+            self.seq = seq;
+            self.history.retain(|c| c.seq < seq);
+            self.metrics.splices.fetch_add(1, Ordering::Relaxed);
+        }
+        spliced
     }
 
     /// Ends the music on a fade rather than a cut: the next chunks fade to
@@ -692,6 +785,7 @@ pub fn params_message(ack: &ControlAck) -> String {
     ServerMessage::Params {
         state: &ack.state,
         applies_at_seq: ack.applies_at_seq,
+        splice_seq: ack.splice_seq,
     }
     .to_json()
 }

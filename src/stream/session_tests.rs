@@ -189,7 +189,7 @@ async fn a_room_fans_out_the_same_chunks_and_control_changes() {
         bpm: Some(72.0),
         ..Default::default()
     };
-    let ack = a.session.control(change).await.unwrap().unwrap();
+    let ack = a.session.control(change, None).await.unwrap().unwrap();
     assert_eq!(ack.state.params.bpm, 72.0);
     for l in [&mut a, &mut b] {
         let msg = next_text(l).await;
@@ -209,7 +209,7 @@ async fn a_room_fans_out_the_same_chunks_and_control_changes() {
         bpm: Some(500.0),
         ..Default::default()
     };
-    let err = a.session.control(bad).await.unwrap().unwrap_err();
+    let err = a.session.control(bad, None).await.unwrap().unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
     assert_eq!(hub.metrics.control_changes.load(Ordering::Relaxed), 1);
 }
@@ -444,4 +444,98 @@ async fn few_sessions_wait_at_once_and_rooms_never() {
     sr.closed().await;
     assert!(!sa.is_closed());
     assert_eq!((hub.sessions(), hub.waiting_for_resume()), (1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_told_what_the_listener_hears_replays_its_buffer_with_the_change() {
+    let (hub, _) = tone_hub(64, 4);
+    let mut a = join(&hub, None).await;
+    // Play 5 s; the listener hears a chunk 4 behind the newest sent.
+    let mut newest = 0;
+    while newest < 50 {
+        newest = next_chunk(&mut a).await.seq;
+    }
+    let change = ParamChange {
+        bpm: Some(72.0),
+        ..Default::default()
+    };
+    let ack = a
+        .session
+        .control(change, Some(newest - 4))
+        .await
+        .unwrap()
+        .unwrap();
+    let at = newest - 4 + super::session::SPLICE_AHEAD_CHUNKS;
+    assert_eq!(ack.splice_seq, Some(at));
+    assert_eq!(ack.applies_at_seq, at);
+    let msg = next_text(&mut a).await;
+    assert_eq!(msg["splice_seq"], at);
+    assert_eq!(msg["applies_at_seq"], at);
+    let again = next_chunk(&mut a).await;
+    assert_eq!(again.seq, at, "the chunks from the splice come again");
+    assert_eq!(next_chunk(&mut a).await.seq, at + 1);
+    assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 1);
+    // A second change at once is not spliced: a splice costs a pre-roll.
+    let ack = a
+        .session
+        .control(
+            ParamChange {
+                bpm: Some(75.0),
+                ..Default::default()
+            },
+            Some(at),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.splice_seq, None, "at most one splice a second");
+    assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 1);
+
+    // Nothing sent to replace (the listener hears the newest): applied from
+    // the next chunk, no splice.
+    let newest = loop {
+        let c = next_chunk(&mut a).await;
+        if c.seq > newest + 10 {
+            break c.seq;
+        }
+    };
+    let ack = a
+        .session
+        .control(
+            ParamChange {
+                bpm: Some(80.0),
+                ..Default::default()
+            },
+            Some(newest),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ack.splice_seq, None);
+    assert_eq!(ack.applies_at_seq, newest + 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_room_never_splices() {
+    let (hub, _) = tone_hub(64, 4);
+    let mut a = join(&hub, Some("lobby")).await;
+    let mut newest = 0;
+    while newest < 50 {
+        newest = next_chunk(&mut a).await.seq;
+    }
+    let change = ParamChange {
+        bpm: Some(72.0),
+        ..Default::default()
+    };
+    let ack = a
+        .session
+        .control(change, Some(newest - 4))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ack.splice_seq, None,
+        "a room's listeners hear different moments"
+    );
+    assert_eq!(ack.applies_at_seq, newest + 1);
 }
