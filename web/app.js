@@ -795,6 +795,7 @@ function stats() {
     lastSeq: app.lastSeq,
     seqJumps: app.seqJumps,
     splices: app.splices,
+    lateSplices: w ? w.lateSplices : 0,
     latencyMs: app.latencyMs,
     controlLatencyMs: app.controlLatencyMs,
     clockOffsetMs: clock.offsetMs,

@@ -82,9 +82,11 @@ pub struct ControlAck {
 /// playhead is when the chunks land.
 pub const SPLICE_AHEAD_CHUNKS: u64 = 2;
 /// A splice renders a pre-roll of 2–3 s (tens of ms of a core), so a
-/// session splices at most once in this long; a change in between (a slider
-/// dragged) is heard after the buffer, as without a splice.
-const SPLICE_INTERVAL: Duration = Duration::from_secs(1);
+/// session may splice a burst of this many changes (a key and a tempo set
+/// together), then one a second; a change beyond that (a slider dragged) is
+/// heard after the buffer, as without a splice.
+const SPLICE_BURST: f64 = 3.0;
+const SPLICES_PER_SECOND: f64 = 1.0;
 
 /// Longest timer: a day. Longer is no timer at all.
 pub const MAX_TIMER_SECONDS: f64 = 86_400.0;
@@ -361,7 +363,8 @@ pub(super) fn spawn(
         shared: spec.room.is_some(),
         timer: None,
         mp3: Some(Mp3Lanes::default()),
-        last_splice: None,
+        splice_budget: SPLICE_BURST,
+        budget_at: Instant::now(),
     };
     tokio::spawn(async move {
         task.run(rx, spec.shutdown).await;
@@ -393,7 +396,10 @@ struct SessionTask {
     timer: Option<Timer>,
     /// Encoders for HTTP MP3 listeners, lent like `opus`.
     mp3: Option<Mp3Lanes>,
-    last_splice: Option<Instant>,
+    /// Splices this session may make now, refilled over time (see
+    /// [`SPLICE_BURST`]), and when they were last counted.
+    splice_budget: f64,
+    budget_at: Instant,
 }
 
 /// How long the fade is when the server shuts down (300 ms): a fade, not a
@@ -617,6 +623,12 @@ impl SessionTask {
             self.preset = Some(p.name.to_string());
         }
         let applies_at_seq = self.seq;
+        tracing::debug!(
+            playing,
+            applies_at_seq,
+            spliced = splice_seq.is_some(),
+            "control change"
+        );
         self.metrics
             .control_changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -638,10 +650,12 @@ impl SessionTask {
     fn splice_target(&mut self, playing: u64) -> Option<u64> {
         let opus_in_use = self.opus.as_mut().is_some_and(|o| o.in_use());
         let mp3_in_use = self.mp3.as_mut().is_some_and(|m| m.in_use());
-        let recent = self
-            .last_splice
-            .is_some_and(|t| t.elapsed() < SPLICE_INTERVAL);
-        if self.shared || self.listeners.len() != 1 || opus_in_use || mp3_in_use || recent {
+        let now = Instant::now();
+        let refill = now.duration_since(self.budget_at).as_secs_f64() * SPLICES_PER_SECOND;
+        self.splice_budget = (self.splice_budget + refill).min(SPLICE_BURST);
+        self.budget_at = now;
+        let spent = self.splice_budget < 1.0;
+        if self.shared || self.listeners.len() != 1 || opus_in_use || mp3_in_use || spent {
             return None;
         }
         let furthest = MAX_SPLICE_FRAMES / CHUNK_FRAMES as u64;
@@ -668,7 +682,7 @@ impl SessionTask {
         };
         self.renderer = Some(renderer);
         if spliced {
-            self.last_splice = Some(Instant::now());
+            self.splice_budget -= 1.0;
             self.seq = seq;
             self.history.retain(|c| c.seq < seq);
             self.metrics.splices.fetch_add(1, Ordering::Relaxed);

@@ -475,21 +475,24 @@ async fn a_change_told_what_the_listener_hears_replays_its_buffer_with_the_chang
     assert_eq!(again.seq, at, "the chunks from the splice come again");
     assert_eq!(next_chunk(&mut a).await.seq, at + 1);
     assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 1);
-    // A second change at once is not spliced: a splice costs a pre-roll.
-    let ack = a
-        .session
-        .control(
-            ParamChange {
-                bpm: Some(75.0),
-                ..Default::default()
-            },
-            Some(at),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(ack.splice_seq, None, "at most one splice a second");
-    assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 1);
+    // Two more at once are spliced too, then the budget is spent: a splice
+    // costs a pre-roll.
+    for (i, bpm) in [75.0, 78.0, 81.0].into_iter().enumerate() {
+        let ack = a
+            .session
+            .control(
+                ParamChange {
+                    bpm: Some(bpm),
+                    ..Default::default()
+                },
+                Some(at),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ack.splice_seq.is_some(), i < 2, "change {i}: {ack:?}");
+    }
+    assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 3);
 
     // Nothing sent to replace (the listener hears the newest): applied from
     // the next chunk, no splice.
