@@ -195,6 +195,10 @@ pub struct BenchReport {
     /// Audio seconds rendered per wall second, at the median.
     pub realtime_factor: f64,
     pub chunk_p99_ms: f64,
+    /// Replaying the last second with a control change in it, as a live
+    /// session does for a listener (the 2–2.5 s pre-roll is most of it),
+    /// at the median of one per phrase.
+    pub splice_p50_ms: f64,
     pub peak_rss_mb: Option<f64>,
 }
 
@@ -229,6 +233,11 @@ impl fmt::Display for BenchReport {
             f,
             "chunk p99   {:.2} ms per 100 ms chunk",
             self.chunk_p99_ms
+        )?;
+        writeln!(
+            f,
+            "splice p50  {:.1} ms to replay the last second with a change in it",
+            self.splice_p50_ms
         )?;
         if let Some(rss) = self.peak_rss_mb {
             writeln!(f, "peak RSS    {rss:.0} MB")?;
@@ -313,6 +322,11 @@ impl fmt::Display for CompareReport {
             f,
             "{:<10} {:>12.2} {:>14.2} {:>8} {:>10.2}   (ms per 100 ms chunk)",
             "chunk p99", r.chunk_p99_ms, l.chunk_p99_ms, "", v.chunk_p99_ms
+        )?;
+        writeln!(
+            f,
+            "{:<10} {:>12.1} {:>14.1} {:>8} {:>10.1}   (ms to replay the last second with a change)",
+            "splice p50", r.splice_p50_ms, l.splice_p50_ms, "", v.splice_p50_ms
         )?;
         writeln!(f)?;
         writeln!(
@@ -404,6 +418,7 @@ struct PhraseBench {
     out: Vec<i16>,
     phrase_ms: Vec<f64>,
     chunk_ms: Vec<f64>,
+    splice_ms: Vec<f64>,
 }
 
 impl PhraseBench {
@@ -422,6 +437,7 @@ impl PhraseBench {
             out: Vec::with_capacity(CHUNK_FRAMES * 2),
             phrase_ms: Vec::new(),
             chunk_ms: Vec::new(),
+            splice_ms: Vec::new(),
         })
     }
 
@@ -438,6 +454,24 @@ impl PhraseBench {
             done += n;
         }
         self.phrase_ms.push(start.elapsed().as_secs_f64() * 1e3);
+        self.splice();
+    }
+
+    /// Goes back a second and plays it again, as a session does when a
+    /// listener's change is spliced into its buffer; with the parameters
+    /// unchanged, so the phrases that follow are the same music.
+    fn splice(&mut self) {
+        let back = u64::from(crate::SAMPLE_RATE);
+        let Some(at) = self.renderer.position().checked_sub(back) else {
+            return;
+        };
+        let params = self.renderer.params().clone();
+        let start = Instant::now();
+        if self.renderer.splice(at, params) {
+            self.splice_ms.push(start.elapsed().as_secs_f64() * 1e3);
+            self.out.clear();
+            self.renderer.render(back as usize, &mut self.out);
+        }
     }
 
     fn report(mut self, fonts: &FontSet, font_load: Duration) -> BenchReport {
@@ -460,6 +494,7 @@ impl PhraseBench {
             max_ms: percentile(&mut self.phrase_ms, 100.0),
             realtime_factor: phrase_seconds * 1e3 / p50,
             chunk_p99_ms: percentile(&mut self.chunk_ms, 99.0),
+            splice_p50_ms: percentile(&mut self.splice_ms, 50.0),
             peak_rss_mb: crate::rss::peak_rss_mb(),
         }
     }
