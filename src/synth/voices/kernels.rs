@@ -4,7 +4,7 @@
 //! time, in lock-step, since a biquad's recurrence leaves nothing to
 //! parallelize within one voice.
 //!
-//! The filter and mix are plain loops over `[f32; LANES]` arrays, compiled
+//! The filter and mix are plain loops over `[f32; GROUP]` arrays, compiled
 //! twice: plainly (the portable path: SSE2's four lanes on any x86-64,
 //! scalar elsewhere) and inside a `#[target_feature(enable = "avx2,fma")]`
 //! wrapper chosen once at run time. The interpolator's AVX2 path is written
@@ -16,9 +16,13 @@
 
 use super::voice::{BLOCK, FRACTION_BITS};
 
-/// Frames per interpolation step and voices per filter pass: one AVX register
-/// of `f32`.
+/// Frames per interpolation step: one AVX register of `f32`.
 pub const LANES: usize = 8;
+
+/// Voices per filter pass: one AVX register. (Two registers, two chains
+/// to hide the biquad's latency, measured slower: a font's synthesizer
+/// mostly has fewer than nine voices, and the wider pass spills.)
+pub const GROUP: usize = LANES;
 
 const FRACTION_SCALE: f32 = 1.0 / (1u64 << FRACTION_BITS) as f32;
 
@@ -158,27 +162,27 @@ pub struct Lane {
     pub pan_right: f32,
 }
 
-/// [`Lane`]s of up to eight voices, field by field; an unused lane is all
-/// zeros and adds nothing.
+/// [`Lane`]s of up to [`GROUP`] voices, field by field; an unused lane is
+/// all zeros and adds nothing.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Lanes {
-    b0: [f32; LANES],
-    b1: [f32; LANES],
-    b2: [f32; LANES],
-    a1: [f32; LANES],
-    a2: [f32; LANES],
-    z1: [f32; LANES],
-    z2: [f32; LANES],
-    gain: [f32; LANES],
-    ramp: [f32; LANES],
-    pan_left: [f32; LANES],
-    pan_right: [f32; LANES],
+    b0: [f32; GROUP],
+    b1: [f32; GROUP],
+    b2: [f32; GROUP],
+    a1: [f32; GROUP],
+    a2: [f32; GROUP],
+    z1: [f32; GROUP],
+    z2: [f32; GROUP],
+    gain: [f32; GROUP],
+    ramp: [f32; GROUP],
+    pan_left: [f32; GROUP],
+    pan_right: [f32; GROUP],
 }
 
 impl Lanes {
     pub fn gather<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> Self {
         let mut out = Self::default();
-        for (k, l) in lanes.into_iter().take(LANES).enumerate() {
+        for (k, l) in lanes.into_iter().take(GROUP).enumerate() {
             out.b0[k] = l.b0;
             out.b1[k] = l.b1;
             out.b2[k] = l.b2;
@@ -203,7 +207,7 @@ impl Lanes {
 /// Per-frame sums of a block, one lane per voice of a group, so that the
 /// groups of a block add up lane-wise and the lanes are summed once per frame
 /// at the end ([`reduce`]).
-pub type Accumulator = [[f32; LANES]; BLOCK];
+pub type Accumulator = [[f32; GROUP]; BLOCK];
 
 /// Filters the first `n` frames of each row (row `k` is lane `k`'s
 /// interpolated block), applies each lane's gain ramp and pan, and adds the
@@ -248,7 +252,7 @@ fn filter_mix_lanes(
     right: &mut Accumulator,
 ) {
     let zero = [0.0; BLOCK];
-    let mut input: [&[f32; BLOCK]; LANES] = [&zero; LANES];
+    let mut input: [&[f32; BLOCK]; GROUP] = [&zero; GROUP];
     for (i, r) in input.iter_mut().zip(rows) {
         *i = r;
     }
@@ -268,7 +272,7 @@ fn filter_mix_lanes(
     let n = n.min(BLOCK);
     for (t, (l, r)) in left[..n].iter_mut().zip(right[..n].iter_mut()).enumerate() {
         let step = (t + 1) as f32;
-        for k in 0..LANES {
+        for k in 0..GROUP {
             let x = input[k][t];
             let y = b0[k] * x + z1[k];
             z1[k] = b1[k] * x - a1[k] * y + z2[k];
@@ -292,18 +296,26 @@ pub fn reduce(
 ) {
     for (o, a) in left.iter_mut().zip(left_acc.iter_mut()) {
         *o += sum(a);
-        *a = [0.0; LANES];
+        *a = [0.0; GROUP];
     }
     for (o, a) in right.iter_mut().zip(right_acc.iter_mut()) {
         *o += sum(a);
-        *a = [0.0; LANES];
+        *a = [0.0; GROUP];
     }
 }
 
-/// Pairwise, so the adds are independent.
+/// Pairwise, halving the lanes at each step, so the adds are independent.
 #[inline(always)]
-fn sum(a: &[f32; LANES]) -> f32 {
-    ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]))
+fn sum(a: &[f32; GROUP]) -> f32 {
+    let mut v = *a;
+    let mut half = GROUP / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] += v[i + half];
+        }
+        half /= 2;
+    }
+    v[0]
 }
 
 /// The interpolator with AVX2's gathers: one 32-bit gather at `index - 1`
@@ -573,7 +585,7 @@ mod tests {
     #[test]
     fn voices_filtered_in_lock_step_sound_as_filtered_one_by_one() {
         let n = 57;
-        let count = 11;
+        let count = 2 * GROUP - 5;
         let rows: Vec<[f32; BLOCK]> = (0..count)
             .map(|v| std::array::from_fn(|t| ((t * (v + 3)) as f32 * 0.37).sin() * 20_000.0))
             .collect();
@@ -613,9 +625,9 @@ mod tests {
         let (want_l, want_r) = one_voice_at_a_time(&rows, n, &voices);
         let mut results = Vec::new();
         for isa in paths() {
-            let (mut acc_l, mut acc_r) = ([[0.0; LANES]; BLOCK], [[0.0; LANES]; BLOCK]);
+            let (mut acc_l, mut acc_r) = ([[0.0; GROUP]; BLOCK], [[0.0; GROUP]; BLOCK]);
             let mut states = Vec::new();
-            for (rows, lanes) in rows.chunks(LANES).zip(lanes.chunks(LANES)) {
+            for (rows, lanes) in rows.chunks(GROUP).zip(lanes.chunks(GROUP)) {
                 let mut group = Lanes::gather(lanes);
                 filter_mix(isa, rows, n, &mut group, &mut acc_l, &mut acc_r);
                 states.extend((0..lanes.len()).map(|k| group.state(k)));

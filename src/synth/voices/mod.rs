@@ -19,7 +19,7 @@ use rustysynth::SoundFont;
 use super::engine::{Engine, EngineSettings};
 use crate::music::PIANO_CHANNEL;
 use crate::soundfont::FontSet;
-use kernels::{Accumulator, Isa, Lane, Lanes, LANES};
+use kernels::{Accumulator, Isa, Lane, Lanes, GROUP};
 use voice::{Voice, BLOCK};
 
 const CHANNELS: usize = 16;
@@ -85,8 +85,8 @@ impl FontSynth {
             isa: Isa::detect(),
             rows: vec![[0.0; BLOCK]; polyphony],
             lanes: vec![Lane::default(); polyphony],
-            left: Box::new([[0.0; LANES]; BLOCK]),
-            right: Box::new([[0.0; LANES]; BLOCK]),
+            left: Box::new([[0.0; GROUP]; BLOCK]),
+            right: Box::new([[0.0; GROUP]; BLOCK]),
         }
     }
 
@@ -165,8 +165,8 @@ impl FontSynth {
     }
 
     /// Adds this font's voices to `left` and `right`: each voice reads its
-    /// sample into its own row, then the rows are filtered and mixed eight
-    /// voices at a time.
+    /// sample into its own row, then the rows are filtered and mixed a
+    /// group of voices at a time.
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let wave = self.font.get_wave_data();
         let rate = crate::SAMPLE_RATE as f32;
@@ -183,9 +183,9 @@ impl FontSynth {
             }
             for ((voices, rows), lanes) in self
                 .voices
-                .chunks_mut(LANES)
-                .zip(self.rows[..voices].chunks(LANES))
-                .zip(self.lanes[..voices].chunks(LANES))
+                .chunks_mut(GROUP)
+                .zip(self.rows[..voices].chunks(GROUP))
+                .zip(self.lanes[..voices].chunks(GROUP))
             {
                 let mut group = Lanes::gather(lanes);
                 kernels::filter_mix(

@@ -44,6 +44,10 @@ pub struct Voice {
     mod_lfo: Lfo,
     vib_lfo: Lfo,
     filter: LowPass,
+    /// The pitch in cents the step was last worked out for, and that step:
+    /// a voice without pitch modulation keeps both, and skips an `exp2` a
+    /// block.
+    pitch: (f32, u64),
     pos: u64,
     /// The gain reached at the end of the last block; each block ramps from it.
     gain: f32,
@@ -69,6 +73,7 @@ impl Voice {
             mod_lfo: Lfo::new(&zone.mod_lfo, rate),
             vib_lfo: Lfo::new(&zone.vib_lfo, rate),
             filter: LowPass::new(zone.q_db),
+            pitch: (f32::NAN, 0),
             pos: (zone.start as u64) << FRACTION_BITS,
             gain: 0.0,
             released: false,
@@ -137,15 +142,25 @@ impl Voice {
             + mod_env * z.mod_env_to_pitch
             + mod_lfo * z.mod_lfo_to_pitch
             + vib_lfo * z.vib_lfo_to_pitch;
-        let ratio = (cents / 1200.0).exp2() * self.rate_ratio;
-        let step = ((ratio * ONE as f32) as u64).max(1);
+        if cents != self.pitch.0 {
+            let ratio = (cents / 1200.0).exp2() * self.rate_ratio;
+            self.pitch = (cents, ((ratio * ONE as f32) as u64).max(1));
+        }
+        let step = self.pitch.1;
         let cutoff = z.cutoff_cents + mod_env * z.mod_env_to_cutoff + mod_lfo * z.mod_lfo_to_cutoff;
         self.filter.tune(cutoff, rate);
         self.volume.advance(frames);
         let target = if self.cut {
             0.0
         } else {
-            self.note_gain * volume_gain(&self.volume) * db_to_gain(mod_lfo * z.mod_lfo_to_volume)
+            // Most zones have no tremolo, and 0 dB is exactly 1.
+            let tremolo_db = mod_lfo * z.mod_lfo_to_volume;
+            let tremolo = if tremolo_db == 0.0 {
+                1.0
+            } else {
+                db_to_gain(tremolo_db)
+            };
+            self.note_gain * volume_gain(&self.volume) * tremolo
         };
 
         let produced = self.fill(isa, wave, step, &mut out[..n]);
