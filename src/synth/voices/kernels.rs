@@ -318,16 +318,19 @@ fn sum(a: &[f32; GROUP]) -> f32 {
     v[0]
 }
 
-/// The interpolator with AVX2's gathers: one 32-bit gather at `index - 1`
-/// brings each frame's first two neighbours (two `i16` side by side) and one
-/// at `index + 1` the other two, where the plain loop needs four loads a
-/// frame and a transpose. The arithmetic is the plain loop's, operation for
-/// operation, so the samples are the same.
+/// The interpolator with AVX2. Where the eight frames of a chunk stay within
+/// 16 samples (steps up to 12/7 of a sample: most notes), one load brings
+/// them all and permutes pick each frame's four neighbours; gathers, which
+/// measured much slower here, serve only higher steps: one 32-bit gather at
+/// `index - 1` brings each frame's first two neighbours (two `i16` side by
+/// side) and one at `index + 1` the other two. The plain loop needs four
+/// loads a frame and a transpose instead. The arithmetic is the plain
+/// loop's, operation for operation, so the samples are the same.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{interpolate_frames, BLOCK, FRACTION_BITS, FRACTION_SCALE, LANES};
+    use super::{interpolate_frames, FRACTION_BITS, FRACTION_SCALE, LANES};
 
     /// Whether every frame's neighbours (`index - 1` to `index + 2`) lie in
     /// `wave`, which the gathers' signed 32-bit element offsets must reach.
@@ -464,25 +467,7 @@ mod avx2 {
             _mm256_storeu_ps(chunk.as_mut_ptr(), y);
             pos += step * LANES as u64;
         }
-        let pos = interpolate_frames(wave, pos, step, chunks.into_remainder());
-        prefetch_next_block(wave, pos, step);
-        pos
-    }
-
-    /// Asks for the cache lines the voice reads in its next block. Between
-    /// a voice's blocks every other voice reads its own sample, so without
-    /// this each block starts with misses that no hardware prefetcher saw
-    /// coming, and the interpolator waits on memory rather than computing.
-    #[inline(always)]
-    unsafe fn prefetch_next_block(wave: &[i16], pos: u64, step: u64) {
-        const LINE: usize = 64 / std::mem::size_of::<i16>();
-        const MAX_LINES: usize = 16;
-        let first = ((pos >> FRACTION_BITS) as usize).saturating_sub(1);
-        let span = (step.saturating_mul(BLOCK as u64) >> FRACTION_BITS) as usize + 4;
-        let last = first.saturating_add(span).min(wave.len());
-        for i in (first..last).step_by(LINE).take(MAX_LINES) {
-            _mm_prefetch::<_MM_HINT_T0>(wave.as_ptr().wrapping_add(i).cast());
-        }
+        interpolate_frames(wave, pos, step, chunks.into_remainder())
     }
 }
 
