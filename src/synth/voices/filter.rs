@@ -40,6 +40,7 @@ impl LowPass {
         }
     }
 
+    #[cfg(test)]
     pub fn is_open(&self) -> bool {
         self.open
     }
@@ -71,7 +72,36 @@ impl LowPass {
         self.a2 = (1.0 - alpha) / a0;
     }
 
-    /// Filters a block in place (transposed direct form II).
+    /// `[b0, b1, b2, a1, a2]` for the next block. An open filter's pass the
+    /// sample through unchanged (`b0 = 1`, the rest 0), so open and closed
+    /// voices can share one lock-step pass.
+    pub fn coefficients(&self) -> [f32; 5] {
+        if self.open {
+            [1.0, 0.0, 0.0, 0.0, 0.0]
+        } else {
+            [self.b0, self.b1, self.b0, self.a1, self.a2]
+        }
+    }
+
+    /// The state to run the next block from; none while open, where the
+    /// identity must add nothing (a filter that closes again starts from
+    /// rest, see [`LowPass::tune`]).
+    pub fn state(&self) -> (f32, f32) {
+        if self.open {
+            (0.0, 0.0)
+        } else {
+            (self.z1, self.z2)
+        }
+    }
+
+    pub fn set_state(&mut self, z1: f32, z2: f32) {
+        self.z1 = z1;
+        self.z2 = z2;
+    }
+
+    /// Filters a block in place (transposed direct form II), one voice at a
+    /// time: the reference the lock-step kernel is checked against.
+    #[cfg(test)]
     pub fn process(&mut self, x: &mut [f32]) {
         let (b0, b1, a1, a2) = (self.b0, self.b1, self.a1, self.a2);
         let (mut z1, mut z2) = (self.z1, self.z2);

@@ -7,6 +7,7 @@
 
 mod envelope;
 mod filter;
+mod kernels;
 mod lfo;
 mod voice;
 mod zone;
@@ -18,6 +19,7 @@ use rustysynth::SoundFont;
 use super::engine::{Engine, EngineSettings};
 use crate::music::PIANO_CHANNEL;
 use crate::soundfont::FontSet;
+use kernels::{Accumulator, Isa, Lane, Lanes, GROUP};
 use voice::{Voice, BLOCK};
 
 const CHANNELS: usize = 16;
@@ -61,7 +63,13 @@ struct FontSynth {
     polyphony: usize,
     gain: f32,
     next_age: u64,
-    scratch: [f32; BLOCK],
+    isa: Isa,
+    /// Each voice's interpolated block, row `i` for `voices[i]`.
+    rows: Vec<[f32; BLOCK]>,
+    /// Each voice's filter and gain for the block being rendered.
+    lanes: Vec<Lane>,
+    left: Box<Accumulator>,
+    right: Box<Accumulator>,
 }
 
 impl FontSynth {
@@ -74,7 +82,11 @@ impl FontSynth {
             polyphony,
             gain: settings.gain,
             next_age: 0,
-            scratch: [0.0; BLOCK],
+            isa: Isa::detect(),
+            rows: vec![[0.0; BLOCK]; polyphony],
+            lanes: vec![Lane::default(); polyphony],
+            left: Box::new([[0.0; GROUP]; BLOCK]),
+            right: Box::new([[0.0; GROUP]; BLOCK]),
         }
     }
 
@@ -152,14 +164,44 @@ impl FontSynth {
         self.voices.clear();
     }
 
-    /// Adds this font's voices to `left` and `right`.
+    /// Adds this font's voices to `left` and `right`: each voice reads its
+    /// sample into its own row, then the rows are filtered and mixed a
+    /// group of voices at a time.
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         let wave = self.font.get_wave_data();
         let rate = crate::SAMPLE_RATE as f32;
         for (l, r) in left.chunks_mut(BLOCK).zip(right.chunks_mut(BLOCK)) {
-            for v in &mut self.voices {
-                v.render(wave, rate, &mut self.scratch, l, r);
+            let n = l.len();
+            let voices = self.voices.len();
+            for ((v, row), lane) in self
+                .voices
+                .iter_mut()
+                .zip(self.rows.iter_mut())
+                .zip(self.lanes.iter_mut())
+            {
+                *lane = v.prepare(self.isa, wave, rate, n, row);
             }
+            for ((voices, rows), lanes) in self
+                .voices
+                .chunks_mut(GROUP)
+                .zip(self.rows[..voices].chunks(GROUP))
+                .zip(self.lanes[..voices].chunks(GROUP))
+            {
+                let mut group = Lanes::gather(lanes);
+                kernels::filter_mix(
+                    self.isa,
+                    rows,
+                    n,
+                    &mut group,
+                    &mut self.left,
+                    &mut self.right,
+                );
+                for (k, v) in voices.iter_mut().enumerate() {
+                    let (z1, z2) = group.state(k);
+                    v.set_filter_state(z1, z2);
+                }
+            }
+            kernels::reduce(&mut self.left, &mut self.right, l, r);
             self.voices.retain(|v| !v.is_finished());
         }
     }

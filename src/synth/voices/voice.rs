@@ -1,10 +1,12 @@
 //! One sounding zone: a sample read at a pitch, through the SF2 filter, under
 //! the volume envelope, panned into the mix. Control values (pitch, cutoff,
-//! level) change once per block; the per-frame loops are plain arithmetic
-//! over slices, so the compiler can keep them tight.
+//! level) change once per block. A voice only reads its sample here; its
+//! filter and mix run with other voices' in lock-step (`kernels`), so the
+//! per-frame work is whole-register arithmetic.
 
 use super::envelope::{db_to_gain, sustain_gain, volume_gain, Envelope, Stage};
 use super::filter::LowPass;
+use super::kernels::{self, cubic, Isa, Lane};
 use super::lfo::Lfo;
 use super::zone::{Looping, Zone};
 
@@ -19,7 +21,7 @@ const CULL_GAIN: f32 = 1e-5;
 
 /// Sample positions are 32.32 fixed point: exact loop arithmetic, and the
 /// fraction is ready for interpolation without a float floor.
-const FRACTION_BITS: u32 = 32;
+pub const FRACTION_BITS: u32 = 32;
 const ONE: u64 = 1 << FRACTION_BITS;
 
 pub struct Voice {
@@ -42,6 +44,10 @@ pub struct Voice {
     mod_lfo: Lfo,
     vib_lfo: Lfo,
     filter: LowPass,
+    /// The pitch in cents the step was last worked out for, and that step:
+    /// a voice without pitch modulation keeps both, and skips an `exp2` a
+    /// block.
+    pitch: (f32, u64),
     pos: u64,
     /// The gain reached at the end of the last block; each block ramps from it.
     gain: f32,
@@ -67,6 +73,7 @@ impl Voice {
             mod_lfo: Lfo::new(&zone.mod_lfo, rate),
             vib_lfo: Lfo::new(&zone.vib_lfo, rate),
             filter: LowPass::new(zone.q_db),
+            pitch: (f32::NAN, 0),
             pos: (zone.start as u64) << FRACTION_BITS,
             gain: 0.0,
             released: false,
@@ -112,17 +119,20 @@ impl Voice {
         }
     }
 
-    /// Adds the next `left.len()` (at most [`BLOCK`]) frames of this voice
-    /// to `left` and `right`.
-    pub fn render(
+    /// Works out the next `n` (at most [`BLOCK`]) frames' control values,
+    /// reads the sample into `out` and returns the voice's filter and gain
+    /// ramp for them; [`FontSynth::render`](super::FontSynth) filters and
+    /// mixes the voices together, then hands the filter state back with
+    /// [`Voice::set_filter_state`].
+    pub fn prepare(
         &mut self,
+        isa: Isa,
         wave: &[i16],
         rate: f32,
-        scratch: &mut [f32; BLOCK],
-        left: &mut [f32],
-        right: &mut [f32],
-    ) {
-        let n = left.len().min(BLOCK);
+        n: usize,
+        out: &mut [f32; BLOCK],
+    ) -> Lane {
+        let n = n.min(BLOCK);
         let frames = n as f32;
         let z = &self.zone;
         let mod_env = self.modulation.advance(frames);
@@ -132,32 +142,44 @@ impl Voice {
             + mod_env * z.mod_env_to_pitch
             + mod_lfo * z.mod_lfo_to_pitch
             + vib_lfo * z.vib_lfo_to_pitch;
-        let ratio = (cents / 1200.0).exp2() * self.rate_ratio;
-        let step = ((ratio * ONE as f32) as u64).max(1);
+        if cents != self.pitch.0 {
+            let ratio = (cents / 1200.0).exp2() * self.rate_ratio;
+            self.pitch = (cents, ((ratio * ONE as f32) as u64).max(1));
+        }
+        let step = self.pitch.1;
         let cutoff = z.cutoff_cents + mod_env * z.mod_env_to_cutoff + mod_lfo * z.mod_lfo_to_cutoff;
         self.filter.tune(cutoff, rate);
         self.volume.advance(frames);
         let target = if self.cut {
             0.0
         } else {
-            self.note_gain * volume_gain(&self.volume) * db_to_gain(mod_lfo * z.mod_lfo_to_volume)
+            // Most zones have no tremolo, and 0 dB is exactly 1.
+            let tremolo_db = mod_lfo * z.mod_lfo_to_volume;
+            let tremolo = if tremolo_db == 0.0 {
+                1.0
+            } else {
+                db_to_gain(tremolo_db)
+            };
+            self.note_gain * volume_gain(&self.volume) * tremolo
         };
 
-        let out = &mut scratch[..n];
-        let produced = self.fill(wave, step, out);
+        let produced = self.fill(isa, wave, step, &mut out[..n]);
         out[produced..].fill(0.0);
-        if !self.filter.is_open() {
-            self.filter.process(out);
-        }
-        mix(
-            out,
-            self.gain,
-            target,
-            self.pan_left,
-            self.pan_right,
-            left,
-            right,
-        );
+        let [b0, b1, b2, a1, a2] = self.filter.coefficients();
+        let (z1, z2) = self.filter.state();
+        let lane = Lane {
+            b0,
+            b1,
+            b2,
+            a1,
+            a2,
+            z1,
+            z2,
+            gain: self.gain,
+            ramp: (target - self.gain) / frames.max(1.0),
+            pan_left: self.pan_left,
+            pan_right: self.pan_right,
+        };
         self.gain = target;
 
         let falling = match self.volume.stage() {
@@ -169,11 +191,16 @@ impl Voice {
             || produced < n
             || self.volume.stage() == Stage::Done
             || (falling && target < CULL_GAIN);
+        lane
+    }
+
+    pub fn set_filter_state(&mut self, z1: f32, z2: f32) {
+        self.filter.set_state(z1, z2);
     }
 
     /// Reads the sample at the current pitch into `out`; returns how many
     /// frames there were before a sample without a loop ran out.
-    fn fill(&mut self, wave: &[i16], step: u64, out: &mut [f32]) -> usize {
+    fn fill(&mut self, isa: Isa, wave: &[i16], step: u64, out: &mut [f32]) -> usize {
         let z = &self.zone;
         let mut i = 0;
         // Every pass writes at least one frame.
@@ -189,7 +216,7 @@ impl Voice {
                 // loop) need no bounds logic.
                 let last = (((limit - 3) as u64) << FRACTION_BITS) | (ONE - 1);
                 let k = (((last - self.pos) / step + 1) as usize).min(out.len() - i);
-                self.pos = interpolate(wave, self.pos, step, &mut out[i..i + k]);
+                self.pos = kernels::interpolate(isa, wave, self.pos, step, &mut out[i..i + k]);
                 i += k;
             } else {
                 let at = |j: usize| fetch(wave, z, looping, j);
@@ -227,49 +254,4 @@ fn fetch(wave: &[i16], z: &Zone, looping: bool, j: usize) -> f32 {
         return 0.0;
     }
     wave.get(j).map_or(0.0, |&s| f32::from(s))
-}
-
-/// Four-point cubic Hermite (Catmull-Rom) interpolation at `f` between `x0`
-/// and `x1`; libfluidsynth's default is a four-point interpolator too, so the
-/// top octave loses as little as it does there.
-#[inline(always)]
-fn cubic(xm1: f32, x0: f32, x1: f32, x2: f32, f: f32) -> f32 {
-    let c1 = 0.5 * (x1 - xm1);
-    let c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2;
-    let c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1);
-    ((c3 * f + c2) * f + c1) * f + x0
-}
-
-/// The inner loop: the caller guarantees every index it reads is in `wave`.
-fn interpolate(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
-    const SCALE: f32 = 1.0 / ONE as f32;
-    for o in out {
-        let idx = (pos >> FRACTION_BITS) as usize;
-        let f = (pos & (ONE - 1)) as f32 * SCALE;
-        let w = &wave[idx - 1..idx + 3];
-        *o = cubic(
-            f32::from(w[0]),
-            f32::from(w[1]),
-            f32::from(w[2]),
-            f32::from(w[3]),
-            f,
-        );
-        pos += step;
-    }
-    pos
-}
-
-/// Adds `x` to both channels under a gain ramp from `from` to `to`.
-fn mix(x: &[f32], from: f32, to: f32, pan_l: f32, pan_r: f32, left: &mut [f32], right: &mut [f32]) {
-    let step = (to - from) / x.len().max(1) as f32;
-    for (i, ((s, l), r)) in x
-        .iter()
-        .zip(left.iter_mut())
-        .zip(right.iter_mut())
-        .enumerate()
-    {
-        let g = (from + step * (i + 1) as f32) * s;
-        *l += g * pan_l;
-        *r += g * pan_r;
-    }
 }

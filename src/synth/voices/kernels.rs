@@ -1,0 +1,641 @@
+//! The per-frame loops of the voice path, shaped so that each runs on whole
+//! registers: the interpolator works on eight output frames of one voice at
+//! a time, and the filter and the mix on one frame of eight voices at a
+//! time, in lock-step, since a biquad's recurrence leaves nothing to
+//! parallelize within one voice.
+//!
+//! The filter and mix are plain loops over `[f32; GROUP]` arrays, compiled
+//! twice: plainly (the portable path: SSE2's four lanes on any x86-64,
+//! scalar elsewhere) and inside a `#[target_feature(enable = "avx2,fma")]`
+//! wrapper chosen once at run time. The interpolator's AVX2 path is written
+//! with intrinsics, because what makes it fast (one load and in-register
+//! permutes in place of 32 scattered loads and a transpose) is not something
+//! the compiler finds in the plain loop. Every path does the same multiplies
+//! and adds in the same order, never fused, so all give the same samples,
+//! and the same samples as one voice rendered at a time.
+
+use super::voice::{BLOCK, FRACTION_BITS};
+
+/// Frames per interpolation step: one AVX register of `f32`.
+pub const LANES: usize = 8;
+
+/// Voices per filter pass: one AVX register. (Two registers, two chains
+/// to hide the biquad's latency, measured slower: a font's synthesizer
+/// mostly has fewer than nine voices, and the wider pass spills.)
+pub const GROUP: usize = LANES;
+
+const FRACTION_SCALE: f32 = 1.0 / (1u64 << FRACTION_BITS) as f32;
+
+/// Which compilation of the kernels this CPU runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+impl Isa {
+    pub fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return Self::Avx2;
+        }
+        Self::Portable
+    }
+}
+
+/// Four-point cubic Hermite (Catmull-Rom) interpolation at `f` between `x0`
+/// and `x1`; libfluidsynth's default is a four-point interpolator too, so the
+/// top octave loses as little as it does there.
+#[inline(always)]
+pub fn cubic(xm1: f32, x0: f32, x1: f32, x2: f32, f: f32) -> f32 {
+    let c1 = 0.5 * (x1 - xm1);
+    let c2 = xm1 - 2.5 * x0 + 2.0 * x1 - 0.5 * x2;
+    let c3 = 0.5 * (x2 - xm1) + 1.5 * (x0 - x1);
+    ((c3 * f + c2) * f + c1) * f + x0
+}
+
+/// Reads `out.len()` frames of `wave` from the 32.32 position `pos` in steps
+/// of `step` and returns the position after them. The caller guarantees that
+/// every frame's four neighbours lie in `wave`.
+pub fn interpolate(isa: Isa, wave: &[i16], pos: u64, step: u64, out: &mut [f32]) -> u64 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if avx2::gathers_in_bounds(wave, pos, step, out.len()) => {
+            // SAFETY: `Isa::Avx2` exists only where the CPU reported AVX2 and
+            // FMA at run time (`Isa::detect`), and every gather was just
+            // checked to read inside `wave`.
+            unsafe { avx2::interpolate(wave, pos, step, out) }
+        }
+        _ if u32::try_from(wave.len()).is_ok() => interpolate_lanes(wave, pos, step, out),
+        _ => interpolate_frames(wave, pos, step, out),
+    }
+}
+
+/// Eight frames at a time: their positions split into a 32-bit sample index
+/// and fraction (the index plus a carry), so the position arithmetic is
+/// 32-bit lane arithmetic too, then the 32 neighbours are loaded and the
+/// cubic runs over all eight. The fraction is rounded to `f32` exactly as a
+/// frame-by-frame loop would round it.
+#[inline(always)]
+fn interpolate_lanes(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
+    let mut offset_index = [0u32; LANES];
+    let mut offset_fraction = [0u32; LANES];
+    for (k, (i, f)) in offset_index
+        .iter_mut()
+        .zip(offset_fraction.iter_mut())
+        .enumerate()
+    {
+        let o = step * k as u64;
+        *i = (o >> FRACTION_BITS) as u32;
+        *f = o as u32;
+    }
+    let mut chunks = out.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        let (index0, fraction0) = ((pos >> FRACTION_BITS) as u32, pos as u32);
+        let mut index = [0u32; LANES];
+        let mut fraction = [0f32; LANES];
+        for k in 0..LANES {
+            let f = fraction0.wrapping_add(offset_fraction[k]);
+            let carry = u32::from(f < fraction0);
+            index[k] = index0.wrapping_add(offset_index[k]).wrapping_add(carry);
+            fraction[k] = f as f32 * FRACTION_SCALE;
+        }
+        let mut taps = [[0i16; LANES]; 4];
+        for (k, &i) in index.iter().enumerate() {
+            let i = i as usize;
+            let w = &wave[i - 1..i + 3];
+            for (t, &s) in taps.iter_mut().zip(w) {
+                t[k] = s;
+            }
+        }
+        for k in 0..LANES {
+            chunk[k] = cubic(
+                f32::from(taps[0][k]),
+                f32::from(taps[1][k]),
+                f32::from(taps[2][k]),
+                f32::from(taps[3][k]),
+                fraction[k],
+            );
+        }
+        pos = pos.wrapping_add(step * LANES as u64);
+    }
+    interpolate_frames(wave, pos, step, chunks.into_remainder())
+}
+
+/// Frame by frame: the chunks' remainder, and a wave too long for 32-bit
+/// sample indices.
+#[inline(always)]
+fn interpolate_frames(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
+    for o in out {
+        let i = (pos >> FRACTION_BITS) as usize;
+        let w = &wave[i - 1..i + 3];
+        *o = cubic(
+            f32::from(w[0]),
+            f32::from(w[1]),
+            f32::from(w[2]),
+            f32::from(w[3]),
+            pos as u32 as f32 * FRACTION_SCALE,
+        );
+        pos += step;
+    }
+    pos
+}
+
+/// One voice's part in a filter-and-mix pass: its low-pass (coefficients
+/// and state; an open filter is the identity, `b0 = 1` and the rest 0), its
+/// gain ramp over the block and its pan gains.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lane {
+    pub b0: f32,
+    pub b1: f32,
+    pub b2: f32,
+    pub a1: f32,
+    pub a2: f32,
+    pub z1: f32,
+    pub z2: f32,
+    /// The gain before the block's first frame, and its change per frame.
+    pub gain: f32,
+    pub ramp: f32,
+    pub pan_left: f32,
+    pub pan_right: f32,
+}
+
+/// [`Lane`]s of up to [`GROUP`] voices, field by field; an unused lane is
+/// all zeros and adds nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Lanes {
+    b0: [f32; GROUP],
+    b1: [f32; GROUP],
+    b2: [f32; GROUP],
+    a1: [f32; GROUP],
+    a2: [f32; GROUP],
+    z1: [f32; GROUP],
+    z2: [f32; GROUP],
+    gain: [f32; GROUP],
+    ramp: [f32; GROUP],
+    pan_left: [f32; GROUP],
+    pan_right: [f32; GROUP],
+}
+
+impl Lanes {
+    pub fn gather<'a>(lanes: impl IntoIterator<Item = &'a Lane>) -> Self {
+        let mut out = Self::default();
+        for (k, l) in lanes.into_iter().take(GROUP).enumerate() {
+            out.b0[k] = l.b0;
+            out.b1[k] = l.b1;
+            out.b2[k] = l.b2;
+            out.a1[k] = l.a1;
+            out.a2[k] = l.a2;
+            out.z1[k] = l.z1;
+            out.z2[k] = l.z2;
+            out.gain[k] = l.gain;
+            out.ramp[k] = l.ramp;
+            out.pan_left[k] = l.pan_left;
+            out.pan_right[k] = l.pan_right;
+        }
+        out
+    }
+
+    /// The filter state of lane `k` after the pass.
+    pub fn state(&self, k: usize) -> (f32, f32) {
+        (self.z1[k], self.z2[k])
+    }
+}
+
+/// Per-frame sums of a block, one lane per voice of a group, so that the
+/// groups of a block add up lane-wise and the lanes are summed once per frame
+/// at the end ([`reduce`]).
+pub type Accumulator = [[f32; GROUP]; BLOCK];
+
+/// Filters the first `n` frames of each row (row `k` is lane `k`'s
+/// interpolated block), applies each lane's gain ramp and pan, and adds the
+/// results to `left` and `right`, lane by lane.
+pub fn filter_mix(
+    isa: Isa,
+    rows: &[[f32; BLOCK]],
+    n: usize,
+    lanes: &mut Lanes,
+    left: &mut Accumulator,
+    right: &mut Accumulator,
+) {
+    match isa {
+        Isa::Portable => filter_mix_lanes(rows, n, lanes, left, right),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Isa::Avx2` exists only where the CPU reported AVX2 and FMA
+        // at run time (`Isa::detect`).
+        Isa::Avx2 => unsafe { filter_mix_avx2(rows, n, lanes, left, right) },
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn filter_mix_avx2(
+    rows: &[[f32; BLOCK]],
+    n: usize,
+    lanes: &mut Lanes,
+    left: &mut Accumulator,
+    right: &mut Accumulator,
+) {
+    filter_mix_lanes(rows, n, lanes, left, right);
+}
+
+/// The biquad is transposed direct form II, as [`super::filter::LowPass`]
+/// has it, term for term, so each voice's samples round as they would alone.
+#[inline(always)]
+fn filter_mix_lanes(
+    rows: &[[f32; BLOCK]],
+    n: usize,
+    lanes: &mut Lanes,
+    left: &mut Accumulator,
+    right: &mut Accumulator,
+) {
+    let zero = [0.0; BLOCK];
+    let mut input: [&[f32; BLOCK]; GROUP] = [&zero; GROUP];
+    for (i, r) in input.iter_mut().zip(rows) {
+        *i = r;
+    }
+    let Lanes {
+        b0,
+        b1,
+        b2,
+        a1,
+        a2,
+        mut z1,
+        mut z2,
+        gain,
+        ramp,
+        pan_left,
+        pan_right,
+    } = *lanes;
+    let n = n.min(BLOCK);
+    for (t, (l, r)) in left[..n].iter_mut().zip(right[..n].iter_mut()).enumerate() {
+        let step = (t + 1) as f32;
+        for k in 0..GROUP {
+            let x = input[k][t];
+            let y = b0[k] * x + z1[k];
+            z1[k] = b1[k] * x - a1[k] * y + z2[k];
+            z2[k] = b2[k] * x - a2[k] * y;
+            let g = (gain[k] + ramp[k] * step) * y;
+            l[k] += g * pan_left[k];
+            r[k] += g * pan_right[k];
+        }
+    }
+    lanes.z1 = z1;
+    lanes.z2 = z2;
+}
+
+/// Adds each frame's lane sums to `left` and `right` and clears the
+/// accumulators for the next block.
+pub fn reduce(
+    left_acc: &mut Accumulator,
+    right_acc: &mut Accumulator,
+    left: &mut [f32],
+    right: &mut [f32],
+) {
+    for (o, a) in left.iter_mut().zip(left_acc.iter_mut()) {
+        *o += sum(a);
+        *a = [0.0; GROUP];
+    }
+    for (o, a) in right.iter_mut().zip(right_acc.iter_mut()) {
+        *o += sum(a);
+        *a = [0.0; GROUP];
+    }
+}
+
+/// Pairwise, halving the lanes at each step, so the adds are independent.
+#[inline(always)]
+fn sum(a: &[f32; GROUP]) -> f32 {
+    let mut v = *a;
+    let mut half = GROUP / 2;
+    while half > 0 {
+        for i in 0..half {
+            v[i] += v[i + half];
+        }
+        half /= 2;
+    }
+    v[0]
+}
+
+/// The interpolator with AVX2. Where the eight frames of a chunk stay within
+/// 16 samples (steps up to 12/7 of a sample: most notes), one load brings
+/// them all and permutes pick each frame's four neighbours; gathers, which
+/// measured much slower here, serve only higher steps: one 32-bit gather at
+/// `index - 1` brings each frame's first two neighbours (two `i16` side by
+/// side) and one at `index + 1` the other two. The plain loop needs four
+/// loads a frame and a transpose instead. The arithmetic is the plain
+/// loop's, operation for operation, so the samples are the same.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{interpolate_frames, FRACTION_BITS, FRACTION_SCALE, LANES};
+
+    /// Whether every frame's neighbours (`index - 1` to `index + 2`) lie in
+    /// `wave`, which the gathers' signed 32-bit element offsets must reach.
+    pub fn gathers_in_bounds(wave: &[i16], pos: u64, step: u64, frames: usize) -> bool {
+        let Some(last) = step
+            .checked_mul(frames.saturating_sub(1) as u64)
+            .and_then(|d| d.checked_add(pos))
+        else {
+            return false;
+        };
+        let (first, last) = (pos >> FRACTION_BITS, last >> FRACTION_BITS);
+        i32::try_from(wave.len()).is_ok() && first >= 1 && last + 3 <= wave.len() as u64
+    }
+
+    /// Whether the 16 samples from `index - 1` of every chunk's first frame
+    /// lie in `wave`.
+    fn window_in_bounds(wave: &[i16], pos: u64, step: u64, frames: usize) -> bool {
+        let last = step * (frames.saturating_sub(1) / LANES * LANES) as u64 + pos;
+        (pos >> FRACTION_BITS) >= 1 && (last >> FRACTION_BITS) + 15 <= wave.len() as u64
+    }
+
+    /// # Safety
+    /// The CPU has AVX2 and FMA, and [`gathers_in_bounds`] holds.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn interpolate(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
+        let mut offset_index = [0i32; LANES];
+        let mut offset_fraction = [0i32; LANES];
+        for k in 0..LANES {
+            let o = step * k as u64;
+            offset_index[k] = (o >> FRACTION_BITS) as i32;
+            offset_fraction[k] = o as u32 as i32;
+        }
+        let offset_index = _mm256_loadu_si256(offset_index.as_ptr().cast());
+        let offset_fraction = _mm256_loadu_si256(offset_fraction.as_ptr().cast());
+        let sign = _mm256_set1_epi32(i32::MIN);
+        let low16 = _mm256_set1_epi32(0xffff);
+        let one = _mm256_set1_epi32(1);
+        let (half, one_half, two, two_half) = (
+            _mm256_set1_ps(0.5),
+            _mm256_set1_ps(1.5),
+            _mm256_set1_ps(2.0),
+            _mm256_set1_ps(2.5),
+        );
+        let (to_high, scale) = (_mm256_set1_ps(65_536.0), _mm256_set1_ps(FRACTION_SCALE));
+        let base = wave.as_ptr().cast::<i32>();
+        let base16 = wave.as_ptr();
+        let (seven, two_i, three) = (
+            _mm256_set1_epi32(7),
+            _mm256_set1_epi32(2),
+            _mm256_set1_epi32(3),
+        );
+        // Frames 0 to 7 of a chunk span at most 7 steps plus one carry: with
+        // steps up to 12/7 of a sample, all their neighbours lie in the 16
+        // samples from the first frame's `index - 1`, read with one load.
+        let window = step.saturating_mul(7) <= 12 << FRACTION_BITS
+            && window_in_bounds(wave, pos, step, out.len());
+        let mut chunks = out.chunks_exact_mut(LANES);
+        for chunk in &mut chunks {
+            let index0 = _mm256_set1_epi32((pos >> FRACTION_BITS) as i32);
+            let fraction0 = _mm256_set1_epi32(pos as u32 as i32);
+            let fraction = _mm256_add_epi32(fraction0, offset_fraction);
+            // The fraction wrapped (an unsigned `fraction < fraction0`): a
+            // carry into the index; the comparison's −1 is subtracted.
+            let carry = _mm256_cmpgt_epi32(
+                _mm256_xor_si256(fraction0, sign),
+                _mm256_xor_si256(fraction, sign),
+            );
+            let index = _mm256_sub_epi32(_mm256_add_epi32(index0, offset_index), carry);
+            let (xm1, x0, x1, x2) = if window {
+                // SAFETY: `window` holds only if `wave_in_bounds` found the
+                // sixteen samples from `index0 - 1` of every chunk in `wave`.
+                let w = base16.add((pos >> FRACTION_BITS) as usize - 1);
+                let raw = _mm256_loadu_si256(w.cast());
+                let lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(raw)));
+                let hi =
+                    _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(raw)));
+                // Each frame's neighbours from `index0 - 1` on; no chunk
+                // spans more than the window (`window`).
+                let r = _mm256_sub_epi32(offset_index, carry);
+                let pick = |r: __m256i| {
+                    let high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(r, seven));
+                    _mm256_blendv_ps(
+                        _mm256_permutevar8x32_ps(lo, r),
+                        _mm256_permutevar8x32_ps(hi, r),
+                        high,
+                    )
+                };
+                (
+                    pick(r),
+                    pick(_mm256_add_epi32(r, one)),
+                    pick(_mm256_add_epi32(r, two_i)),
+                    pick(_mm256_add_epi32(r, three)),
+                )
+            } else {
+                // SAFETY (of both gathers): `gathers_in_bounds` put every
+                // `index - 1 ..= index + 2` inside `wave`; the scale of 2 makes
+                // each offset count `i16`s.
+                let before = _mm256_i32gather_epi32::<2>(base, _mm256_sub_epi32(index, one));
+                let after = _mm256_i32gather_epi32::<2>(base, _mm256_add_epi32(index, one));
+                (
+                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(before))),
+                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(before)),
+                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(after))),
+                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(after)),
+                )
+            };
+            // The unsigned fraction to `f32` in two exact halves, so the one
+            // rounding is the sum's, as in `u32 as f32`.
+            let high = _mm256_cvtepi32_ps(_mm256_srli_epi32::<16>(fraction));
+            let low = _mm256_cvtepi32_ps(_mm256_and_si256(fraction, low16));
+            let f = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(high, to_high), low), scale);
+            let c1 = _mm256_mul_ps(half, _mm256_sub_ps(x1, xm1));
+            let c2 = _mm256_sub_ps(
+                _mm256_add_ps(
+                    _mm256_sub_ps(xm1, _mm256_mul_ps(two_half, x0)),
+                    _mm256_mul_ps(two, x1),
+                ),
+                _mm256_mul_ps(half, x2),
+            );
+            let c3 = _mm256_add_ps(
+                _mm256_mul_ps(half, _mm256_sub_ps(x2, xm1)),
+                _mm256_mul_ps(one_half, _mm256_sub_ps(x0, x1)),
+            );
+            let y = _mm256_add_ps(
+                _mm256_mul_ps(
+                    _mm256_add_ps(
+                        _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(c3, f), c2), f),
+                        c1,
+                    ),
+                    f,
+                ),
+                x0,
+            );
+            _mm256_storeu_ps(chunk.as_mut_ptr(), y);
+            pos += step * LANES as u64;
+        }
+        interpolate_frames(wave, pos, step, chunks.into_remainder())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::filter::LowPass;
+    use super::*;
+
+    const ONE: u64 = 1 << FRACTION_BITS;
+
+    /// A loud, busy wave: every neighbour differs, so a misplaced tap shows.
+    fn wave(len: usize) -> Vec<i16> {
+        (0..len)
+            .map(|i| ((i as i64 * 7_919 + (i as i64 * i as i64) % 9_973) % 65_536 - 32_768) as i16)
+            .collect()
+    }
+
+    /// Every compilation this CPU runs: the portable one, and the AVX2 one
+    /// where there is AVX2.
+    fn paths() -> Vec<Isa> {
+        let mut v = vec![Isa::Portable];
+        if Isa::detect() != Isa::Portable {
+            v.push(Isa::detect());
+        }
+        v
+    }
+
+    #[test]
+    fn every_path_interpolates_as_the_frame_by_frame_loop_bit_for_bit() {
+        let w = wave(4_096);
+        // Steps under and over the one-load window's reach (12/7 of a
+        // sample), with fractions that carry into the index mid-chunk, and
+        // lengths that leave a remainder.
+        let steps = [
+            ONE / 3,
+            ONE - 1,
+            ONE + ONE / 7,
+            (ONE * 12) / 7,
+            (ONE * 12) / 7 + 1,
+            ONE * 2 + 12_345,
+            ONE * 5 + ONE / 2,
+        ];
+        for isa in paths() {
+            for &step in &steps {
+                for (start, frames) in [(1, 64), (ONE * 7 + ONE / 2, 61), (ONE * 300 - 1, 13)] {
+                    let start = start.max(ONE);
+                    let (mut want, mut got) = (vec![0.0; frames], vec![0.0; frames]);
+                    let end_want = interpolate_frames(&w, start, step, &mut want);
+                    let end_got = interpolate(isa, &w, start, step, &mut got);
+                    assert_eq!(end_got, end_want, "{isa:?} step {step}");
+                    let same = want
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa:?} step {step} from {start}: {got:?} ≠ {want:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_at_the_very_end_of_the_wave_reads_only_the_wave() {
+        let w = wave(200);
+        let step = ONE + ONE / 5;
+        // The last frame's neighbours end on the wave's last sample, where
+        // the one-load window would reach past it.
+        let frames = 64;
+        let start = ((w.len() as u64 - 3) << FRACTION_BITS) - step * (frames as u64 - 1);
+        for isa in paths() {
+            let (mut want, mut got) = (vec![0.0; frames], vec![0.0; frames]);
+            interpolate_frames(&w, start, step, &mut want);
+            interpolate(isa, &w, start, step, &mut got);
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
+
+    /// What a voice did alone before voices were filtered together: its
+    /// biquad over the block unless open, then the gain ramp and pan into
+    /// the mix.
+    fn one_voice_at_a_time(
+        rows: &[[f32; BLOCK]],
+        n: usize,
+        voices: &[(LowPass, Lane)],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let (mut left, mut right) = (vec![0.0f32; n], vec![0.0f32; n]);
+        for (row, (filter, lane)) in rows.iter().zip(voices) {
+            let mut x = row[..n].to_vec();
+            if !filter.is_open() {
+                filter.clone().process(&mut x);
+            }
+            for (t, s) in x.iter().enumerate() {
+                let g = (lane.gain + lane.ramp * (t + 1) as f32) * s;
+                left[t] += g * lane.pan_left;
+                right[t] += g * lane.pan_right;
+            }
+        }
+        (left, right)
+    }
+
+    #[test]
+    fn voices_filtered_in_lock_step_sound_as_filtered_one_by_one() {
+        let n = 57;
+        let count = 2 * GROUP - 5;
+        let rows: Vec<[f32; BLOCK]> = (0..count)
+            .map(|v| std::array::from_fn(|t| ((t * (v + 3)) as f32 * 0.37).sin() * 20_000.0))
+            .collect();
+        // Two groups, the second partly empty; every third voice's filter
+        // open, and its state (left from when it was closed) unused.
+        let voices: Vec<(LowPass, Lane)> = (0..count)
+            .map(|v| {
+                let mut f = LowPass::new(v as f32 * 1.5);
+                f.tune(4_000.0 + 700.0 * v as f32, 44_100.0);
+                f.set_state(0.01 * v as f32, -0.02 * v as f32);
+                if v % 3 == 0 {
+                    f = LowPass::new(0.0);
+                    f.tune(4_000.0, 44_100.0);
+                    f.set_state(0.3, -0.2);
+                    f.tune(13_500.0, 44_100.0);
+                    assert!(f.is_open());
+                }
+                let [b0, b1, b2, a1, a2] = f.coefficients();
+                let (z1, z2) = f.state();
+                let lane = Lane {
+                    b0,
+                    b1,
+                    b2,
+                    a1,
+                    a2,
+                    z1,
+                    z2,
+                    gain: 0.1 * v as f32,
+                    ramp: 0.001,
+                    pan_left: 0.6 / 32_768.0,
+                    pan_right: (0.2 + 0.05 * v as f32) / 32_768.0,
+                };
+                (f, lane)
+            })
+            .collect();
+        let lanes: Vec<Lane> = voices.iter().map(|(_, l)| *l).collect();
+        let (want_l, want_r) = one_voice_at_a_time(&rows, n, &voices);
+        let mut results = Vec::new();
+        for isa in paths() {
+            let (mut acc_l, mut acc_r) = ([[0.0; GROUP]; BLOCK], [[0.0; GROUP]; BLOCK]);
+            let mut states = Vec::new();
+            for (rows, lanes) in rows.chunks(GROUP).zip(lanes.chunks(GROUP)) {
+                let mut group = Lanes::gather(lanes);
+                filter_mix(isa, rows, n, &mut group, &mut acc_l, &mut acc_r);
+                states.extend((0..lanes.len()).map(|k| group.state(k)));
+            }
+            let (mut l, mut r) = (vec![0.0; n], vec![0.0; n]);
+            reduce(&mut acc_l, &mut acc_r, &mut l, &mut r);
+            assert!(acc_l.iter().chain(&acc_r).flatten().all(|&a| a == 0.0));
+            // Only the order the voices are summed in differs.
+            let peak = want_l
+                .iter()
+                .chain(&want_r)
+                .fold(0.0f32, |m, s| m.max(s.abs()));
+            for (got, want) in l.iter().zip(&want_l).chain(r.iter().zip(&want_r)) {
+                assert!(
+                    (got - want).abs() <= peak * 1e-6,
+                    "{isa:?}: {got} vs {want}"
+                );
+            }
+            results.push((l, r, states));
+        }
+        // And the compilations agree to the bit.
+        for other in &results[1..] {
+            assert_eq!(other, &results[0]);
+        }
+    }
+}
