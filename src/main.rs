@@ -70,8 +70,8 @@ struct ServeArgs {
     port: u16,
     #[command(flatten)]
     fonts: FontArgs,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, env = "AURALIS_ENGINE", default_value_t = EngineKind::Rustysynth)]
+    /// Synthesizer: voices (ours, the fastest), rustysynth (the reference), or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, env = "AURALIS_ENGINE", default_value_t = EngineKind::default())]
     engine: EngineKind,
     /// Most listeners connected at once.
     #[arg(long, env = "AURALIS_MAX_LISTENERS", default_value_t = 2_500)]

@@ -9,7 +9,7 @@ async fn status_reports_version_fonts_and_presets() {
     let server = start().await;
     let s = get_json(&server, "/api/status").await;
     assert_eq!(s["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(s["engine"], "rustysynth");
+    assert_eq!(s["engine"], "voices");
     assert_eq!(s["soundfonts"]["piano"]["source"], "built_in");
     assert!(s["soundfonts"]["piano"]["licence"].as_str().unwrap().len() > 2);
     assert!(s["soundfonts"]["pad"]["attribution"].is_string());

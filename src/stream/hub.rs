@@ -136,7 +136,7 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A hub whose sessions play the configured SoundFonts with rustysynth.
+    /// A hub whose sessions play the configured SoundFonts with the configured engine.
     pub fn new(config: HubConfig, render_threads: usize, shutdown: CancellationToken) -> Arc<Self> {
         Self::build(config, render_threads, shutdown, None)
     }

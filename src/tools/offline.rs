@@ -633,8 +633,8 @@ pub struct RenderArgs {
     stems: Option<PathBuf>,
     #[command(flatten)]
     fonts: FontArgs,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    /// Synthesizer: voices (ours, the fastest), rustysynth (the reference), or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::default())]
     engine: EngineKind,
 }
 
@@ -718,8 +718,8 @@ pub struct SoundcheckArgs {
     presets: Vec<String>,
     #[command(flatten)]
     fonts: FontArgs,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth)]
+    /// Synthesizer: voices (ours, the fastest), rustysynth (the reference), or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::default())]
     engine: EngineKind,
     /// Print the measurements as JSON.
     #[arg(long)]
@@ -780,8 +780,8 @@ pub struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
-    /// Synthesizer: rustysynth, or fluidsynth (needs a build with `--features fluidsynth`).
-    #[arg(long, default_value_t = EngineKind::Rustysynth, conflicts_with = "compare")]
+    /// Synthesizer: voices (ours, the fastest), rustysynth (the reference), or fluidsynth (needs a build with `--features fluidsynth`).
+    #[arg(long, default_value_t = EngineKind::default(), conflicts_with = "compare")]
     engine: EngineKind,
     /// Render the same notes with rustysynth and libfluidsynth, and time the
     /// `fluidsynth` command on their MIDI export.

@@ -99,7 +99,7 @@ pub fn run(fonts: &FontSet, sessions: usize, hours: f64, threads: usize) -> Soak
                 let mut renderers: Vec<Renderer> = mine
                     .iter()
                     .map(|&i| {
-                        let source = EngineSource::new(EngineKind::Rustysynth, fonts);
+                        let source = EngineSource::new(EngineKind::default(), fonts);
                         Renderer::new(
                             Params {
                                 seed: i as u64,

@@ -44,7 +44,7 @@ pub fn config() -> ServerConfig {
         hub: HubConfig {
             fonts: fonts(),
             engine: EngineSettings::default(),
-            engine_kind: auralis::synth::EngineKind::Rustysynth,
+            engine_kind: auralis::synth::EngineKind::default(),
             max_listeners: 100,
             max_sessions: 50,
             max_rooms: 10,
