@@ -89,24 +89,48 @@ impl Leveller {
     /// Applies the gain in place. State advances frame by frame, so the
     /// result does not depend on how the stream is cut into blocks. When
     /// `gains` is given, each frame's gain is written there (for stems that
-    /// must follow the mix exactly).
+    /// must follow the mix exactly). Runs a hop's frames at a time with the
+    /// filters' state in locals: kept in the struct, every frame would store
+    /// and reload it, and the K-weighting is a recursion that waits on it.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32], mut gains: Option<&mut [f32]>) {
-        for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
-            let p = self.weighting.power(*l, *r);
-            if p.is_finite() {
-                self.hop_energy += p;
+        let mut at = 0;
+        while at < left.len() {
+            let n = ((HOP_FRAMES - self.hop_frames) as usize).min(left.len() - at);
+            let (l, r) = (&mut left[at..at + n], &mut right[at..at + n]);
+            match gains.as_deref_mut() {
+                Some(g) => self.hop_part(l, r, |i, gain| g[at + i] = gain),
+                None => self.hop_part(l, r, |_, _| {}),
             }
-            self.gain += self.step;
-            *l *= self.gain;
-            *r *= self.gain;
-            if let Some(g) = gains.as_deref_mut() {
-                g[i] = self.gain;
-            }
-            self.hop_frames += 1;
+            self.hop_frames += n as u32;
             if self.hop_frames == HOP_FRAMES {
                 self.end_hop();
             }
+            at += n;
         }
+    }
+
+    /// Measures and applies the gain to frames within one hop.
+    #[inline(always)]
+    fn hop_part(
+        &mut self,
+        left: &mut [f32],
+        right: &mut [f32],
+        mut gain_of: impl FnMut(usize, f32),
+    ) {
+        let mut weighting = self.weighting;
+        let (mut energy, mut gain, step) = (self.hop_energy, self.gain, self.step);
+        for (i, (l, r)) in left.iter_mut().zip(right.iter_mut()).enumerate() {
+            let p = weighting.power(*l, *r);
+            if p.is_finite() {
+                energy += p;
+            }
+            gain += step;
+            *l *= gain;
+            *r *= gain;
+            gain_of(i, gain);
+        }
+        self.weighting = weighting;
+        (self.hop_energy, self.gain) = (energy, gain);
     }
 
     /// Closes a 100 ms hop: updates the gated running level from the last
