@@ -30,12 +30,16 @@ impl DcBlocker {
         }
     }
 
+    /// Filters a block in place, the filter's state in a local so that it
+    /// stays in registers across the block.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        let mut filter = self.filter;
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
-            let [fl, fr] = self.filter.tick([f64::from(*l), f64::from(*r)]);
+            let [fl, fr] = filter.tick([f64::from(*l), f64::from(*r)]);
             *l = fl as f32;
             *r = fr as f32;
         }
+        self.filter = filter;
     }
 }
 

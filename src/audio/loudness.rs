@@ -10,7 +10,7 @@ pub const LUFS_OFFSET: f64 = -0.691;
 
 /// The BS.1770 pre-filter (a +4 dB shelf above ~1.7 kHz, the head's effect)
 /// followed by the RLB high-pass (~38 Hz), for both channels.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct KWeighting {
     shelf: StereoBiquad,
     high_pass: StereoBiquad,

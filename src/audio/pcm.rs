@@ -24,10 +24,14 @@ pub fn interleave_i16(left: &[f32], right: &[f32], out: &mut Vec<i16>) {
 /// while a truncating conversion and two compares are single instructions.
 /// After the clamp |v| ≤ 32768, so the truncation and `v - t` are exact and
 /// the result equals the rounded one for every input, NaN (→ 0) included.
+/// NaN is taken out before the conversion, so it needs no saturating `as`
+/// (whose NaN and range checks keep the loop scalar).
 #[inline]
 fn to_i16(x: f32) -> i16 {
     let v = (x * 32767.0).clamp(-32768.0, 32767.0);
-    let t = v as i32;
+    let v = if v.is_nan() { 0.0 } else { v };
+    // SAFETY: `v` is finite and within ±32768, so it fits an i32.
+    let t = unsafe { v.to_int_unchecked::<i32>() };
     let frac = v - t as f32;
     (t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5)) as i16
 }

@@ -84,10 +84,11 @@ struct Channel {
     combs: [Delay; LANES],
     store: [f32; LANES],
     allpasses: [Delay; 4],
-    /// What each comb read at each sample of the block, lane by lane.
-    taps: Vec<[f32; LANES]>,
-    /// What each comb writes back.
-    writes: Vec<[f32; LANES]>,
+    /// What each comb read over the block, comb by comb (`BLOCK` apart):
+    /// copied out of its ring in one piece or two.
+    taps: Vec<f32>,
+    /// What each comb writes back, laid out as `taps`.
+    writes: Vec<f32>,
     out: Vec<f32>,
 }
 
@@ -97,51 +98,53 @@ impl Channel {
             combs: COMB_LENGTHS.map(|l| Delay::new(l + spread)),
             store: [0.0; LANES],
             allpasses: ALLPASS_LENGTHS.map(|l| Delay::new(l + spread)),
-            taps: vec![[0.0; LANES]; BLOCK],
-            writes: vec![[0.0; LANES]; BLOCK],
+            taps: vec![0.0; LANES * BLOCK],
+            writes: vec![0.0; LANES * BLOCK],
             out: vec![0.0; BLOCK],
         }
     }
 
     /// The wet signal of one block of `input` (n ≤ `BLOCK`) into `self.out`.
+    #[inline(always)]
     fn process(&mut self, input: &[f32], coefficients: Coefficients, avx: bool) {
         let n = input.len();
-        for (k, comb) in self.combs.iter_mut().enumerate() {
-            let taps = &mut self.taps;
+        for (comb, taps) in self.combs.iter_mut().zip(self.taps.chunks_exact_mut(BLOCK)) {
             comb.block(n, |at, line| {
-                for (t, &x) in taps[at..].iter_mut().zip(line.iter()) {
-                    t[k] = x;
-                }
+                taps[at..at + line.len()].copy_from_slice(line);
             });
         }
-        let (taps, writes) = (&self.taps[..n], &mut self.writes[..n]);
+        let (taps, writes) = (&self.taps[..], &mut self.writes[..]);
         #[cfg(target_arch = "x86_64")]
         if avx {
             // SAFETY: `avx` is true only when the CPU reported AVX at run time
             // (`Reverb::new`).
             unsafe { combs_avx(taps, input, writes, &mut self.store, coefficients) };
         } else {
-            combs(taps, input, writes, &mut self.store, coefficients);
+            comb_lanes(taps, input, writes, &mut self.store, coefficients, 0);
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
             let _ = avx;
-            combs(taps, input, writes, &mut self.store, coefficients);
-        }
-        for (k, comb) in self.combs.iter_mut().enumerate() {
-            comb.block(n, |at, line| {
-                for (x, w) in line.iter_mut().zip(&writes[at..]) {
-                    *x = w[k];
-                }
-            });
-            comb.advance(n);
-        }
-        // Summed lane 0 first, one lane at a time: the order (and so every
-        // rounding) of a comb-by-comb Freeverb.
-        for (o, t) in self.out.iter_mut().zip(taps) {
-            *o = t.iter().sum();
+            comb_lanes(taps, input, writes, &mut self.store, coefficients, 0);
         }
         let out = &mut self.out[..n];
+        out.fill(0.0);
+        for ((comb, taps), writes) in self
+            .combs
+            .iter_mut()
+            .zip(self.taps.chunks_exact(BLOCK))
+            .zip(self.writes.chunks_exact(BLOCK))
+        {
+            comb.block(n, |at, line| {
+                line.copy_from_slice(&writes[at..at + line.len()]);
+            });
+            comb.advance(n);
+            // Comb 0 first, one comb at a time: the order (and so every
+            // rounding) of a comb-by-comb Freeverb.
+            for (o, t) in out.iter_mut().zip(taps) {
+                *o += *t;
+            }
+        }
         for ap in &mut self.allpasses {
             ap.block(n, |at, line| {
                 for (b, o) in line.iter_mut().zip(out[at..].iter_mut()) {
@@ -162,49 +165,98 @@ struct Coefficients {
     damp2: f32,
 }
 
-/// The comb recurrence for all eight lanes, sample by sample: only the lanes
-/// are parallel (each lane's low-pass depends on its previous sample). Plain
-/// multiplies and adds, never fused, so every build rounds the same way.
+/// The comb recurrence for all eight lanes (one per comb), sample by sample
+/// from `from` to the block's end: only the lanes are parallel (each lane's
+/// low-pass depends on its previous sample). `taps` and `writes` hold comb
+/// `k`'s samples at `k * BLOCK`. Plain multiplies and adds, never fused, so
+/// every build rounds the same way.
 #[inline(always)]
 fn comb_lanes(
-    taps: &[[f32; LANES]],
+    taps: &[f32],
     input: &[f32],
-    writes: &mut [[f32; LANES]],
+    writes: &mut [f32],
     store: &mut [f32; LANES],
     c: Coefficients,
+    from: usize,
 ) {
     let mut s = *store;
-    for ((t, &x), w) in taps.iter().zip(input).zip(writes.iter_mut()) {
-        for ((s, &t), w) in s.iter_mut().zip(t).zip(w.iter_mut()) {
-            *s = t * c.damp2 + *s * c.damp1;
-            *w = x + *s * c.feedback;
+    for (i, &x) in input.iter().enumerate().skip(from) {
+        for (k, s) in s.iter_mut().enumerate() {
+            *s = taps[k * BLOCK + i] * c.damp2 + *s * c.damp1;
+            writes[k * BLOCK + i] = x + *s * c.feedback;
         }
     }
     *store = s;
 }
 
-/// The portable path: SSE2's four lanes on any x86-64, scalar elsewhere.
-fn combs(
-    taps: &[[f32; LANES]],
-    input: &[f32],
-    writes: &mut [[f32; LANES]],
-    store: &mut [f32; LANES],
-    c: Coefficients,
-) {
-    comb_lanes(taps, input, writes, store, c);
-}
-
-/// The same recurrence with all eight lanes in one AVX register.
+/// The same recurrence with all eight lanes in one AVX register, eight
+/// samples at a time: the eight combs' runs of eight samples, loaded as
+/// rows, are transposed into one register per sample (and the writes back),
+/// 24 shuffles per 64 samples instead of a scalar load and store each. The
+/// arithmetic is `comb_lanes`', operation for operation.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
 unsafe fn combs_avx(
-    taps: &[[f32; LANES]],
+    taps: &[f32],
     input: &[f32],
-    writes: &mut [[f32; LANES]],
+    writes: &mut [f32],
     store: &mut [f32; LANES],
     c: Coefficients,
 ) {
-    comb_lanes(taps, input, writes, store, c);
+    use std::arch::x86_64::*;
+    let (damp1, damp2) = (_mm256_set1_ps(c.damp1), _mm256_set1_ps(c.damp2));
+    let feedback = _mm256_set1_ps(c.feedback);
+    let mut s = _mm256_loadu_ps(store.as_ptr());
+    let whole = input.len() / LANES * LANES;
+    for i in (0..whole).step_by(LANES) {
+        let rows: [__m256; LANES] =
+            std::array::from_fn(|k| _mm256_loadu_ps(taps[k * BLOCK + i..][..LANES].as_ptr()));
+        let lanes = transpose(rows);
+        let mut w = [_mm256_setzero_ps(); LANES];
+        for ((w, t), &x) in w.iter_mut().zip(lanes).zip(&input[i..i + LANES]) {
+            s = _mm256_add_ps(_mm256_mul_ps(t, damp2), _mm256_mul_ps(s, damp1));
+            *w = _mm256_add_ps(_mm256_set1_ps(x), _mm256_mul_ps(s, feedback));
+        }
+        for (k, row) in transpose(w).into_iter().enumerate() {
+            _mm256_storeu_ps(writes[k * BLOCK + i..][..LANES].as_mut_ptr(), row);
+        }
+    }
+    _mm256_storeu_ps(store.as_mut_ptr(), s);
+    comb_lanes(taps, input, writes, store, c, whole);
+}
+
+/// Rows become columns: `out[j]` lane `k` is `rows[k]` lane `j`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+#[inline]
+unsafe fn transpose(r: [std::arch::x86_64::__m256; LANES]) -> [std::arch::x86_64::__m256; LANES] {
+    use std::arch::x86_64::*;
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
 }
 
 pub struct Reverb {
@@ -258,14 +310,34 @@ impl Reverb {
 
     /// Adds the reverberated signal to the dry signal in place.
     pub fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx {
+            // SAFETY: `avx` is true only when the CPU reported AVX at run time
+            // (`Reverb::new`).
+            unsafe { self.blocks_avx(left, right) };
+            return;
+        }
+        self.blocks(left, right, self.avx);
+    }
+
+    /// `blocks` compiled for AVX throughout: the copies, the sum over combs,
+    /// the all-passes and the mix run eight lanes wide, not only the combs.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    unsafe fn blocks_avx(&mut self, left: &mut [f32], right: &mut [f32]) {
+        self.blocks(left, right, true);
+    }
+
+    #[inline(always)]
+    fn blocks(&mut self, left: &mut [f32], right: &mut [f32], avx: bool) {
         for (l, r) in left.chunks_mut(BLOCK).zip(right.chunks_mut(BLOCK)) {
             let input = &mut self.input[..l.len()];
             for ((i, a), b) in input.iter_mut().zip(l.iter()).zip(r.iter()) {
                 *i = (*a + *b) * FIXED_GAIN;
             }
             let [cl, cr] = &mut self.channels;
-            cl.process(input, self.coefficients, self.avx);
-            cr.process(input, self.coefficients, self.avx);
+            cl.process(input, self.coefficients, avx);
+            cr.process(input, self.coefficients, avx);
             for (((l, r), ol), or) in l.iter_mut().zip(r.iter_mut()).zip(&cl.out).zip(&cr.out) {
                 *l += ol * self.wet1 + or * self.wet2;
                 *r += or * self.wet1 + ol * self.wet2;

@@ -134,9 +134,15 @@ impl Layer {
         &self.right[..n]
     }
 
-    pub fn write_to(&self, left: &mut [f32], right: &mut [f32]) {
-        left.copy_from_slice(&self.left[..left.len()]);
-        right.copy_from_slice(&self.right[..right.len()]);
+    /// Writes the sum of this layer and `other` into the mix: one pass
+    /// instead of a copy and an add.
+    pub fn sum_to(&self, other: &Layer, left: &mut [f32], right: &mut [f32]) {
+        for ((d, a), b) in left.iter_mut().zip(&self.left).zip(&other.left) {
+            *d = *a + *b;
+        }
+        for ((d, a), b) in right.iter_mut().zip(&self.right).zip(&other.right) {
+            *d = *a + *b;
+        }
     }
 
     /// Adds what `other` rendered into this layer's buffers, so the two
@@ -146,15 +152,6 @@ impl Layer {
             *d += *s;
         }
         for (d, s) in self.right[..n].iter_mut().zip(&other.right[..n]) {
-            *d += *s;
-        }
-    }
-
-    pub fn add_to(&self, left: &mut [f32], right: &mut [f32]) {
-        for (d, s) in left.iter_mut().zip(&self.left) {
-            *d += *s;
-        }
-        for (d, s) in right.iter_mut().zip(&self.right) {
             *d += *s;
         }
     }

@@ -386,8 +386,7 @@ impl Renderer {
             self.spare_pad.render(n);
             self.pad.absorb(&self.spare_pad, n);
         }
-        self.piano.write_to(left, right);
-        self.pad.add_to(left, right);
+        self.piano.sum_to(&self.pad, left, right);
         self.dc.process(left, right);
         self.reverb.process(left, right);
         let mut gains = stems.is_some().then_some(&mut self.gains[..n]);
