@@ -197,11 +197,6 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
     const lat = await page.evaluate(() => window.auralis.latency());
     const now = await stats();
     const control = lat.controlLatencyMs;
-    // Each change was spliced into the buffered audio (the server replays
-    // the chunks from just after the playhead), and the replay is not
-    // counted as chunks missing or repeated.
-    assert.ok(now.splices >= CONTROL_SAMPLES - 1, `${now.splices} of ${CONTROL_SAMPLES} changes spliced`);
-    assert.equal(now.seqJumps, 0, 'a splice is not a jump');
     assert.ok(lat.latencyMs.length >= 20, `${lat.latencyMs.length} latency samples`);
     assert.ok(control.length >= CONTROL_SAMPLES, `${control.length} control samples`);
     Object.assign(results, {
@@ -213,7 +208,6 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
         p95Ms: round(lat.latencyP95),
       },
       controlToAudible: {
-        splices: now.splices,
         samples: control.length,
         valuesMs: control.map(round),
         p50Ms: round(lat.controlP50),
