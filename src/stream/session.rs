@@ -614,14 +614,21 @@ impl SessionTask {
             Some(seq) => self.splice(seq, params.clone()).await.then_some(seq),
             None => None,
         };
+        // A splice that found the pool closed (shutdown) took the renderer
+        // with it: the session ends at its next chunk, and the answer is
+        // built from `params`, not from a renderer that is gone.
         if splice_seq.is_none() {
             if let Some(renderer) = self.renderer.as_mut() {
-                renderer.set_params(params);
+                renderer.set_params(params.clone());
             }
         }
         if let Some(p) = preset {
             self.preset = Some(p.name.to_string());
         }
+        let state = ParamsState {
+            preset: self.preset.clone(),
+            params,
+        };
         let applies_at_seq = self.seq;
         tracing::debug!(
             playing,
@@ -633,7 +640,7 @@ impl SessionTask {
             .control_changes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ack = ControlAck {
-            state: self.state(),
+            state,
             applies_at_seq,
             splice_seq,
         };
