@@ -105,6 +105,12 @@ fn in_g(p: &Params) -> Params {
     }
 }
 
+/// True if the pad was struck at `frame`.
+fn pad_struck_at(log: &[(u64, u8, Call)], frame: u64) -> bool {
+    log.iter()
+        .any(|e| e.0 == frame && e.1 == PAD_CHANNEL && matches!(e.2, Call::On(_)))
+}
+
 /// Every piano note ends: a note struck before a change and taken back,
 /// or its release dropped while its strike stayed, would hang.
 fn assert_no_piano_note_hangs(log: &[(u64, u8, Call)], until: u64) {
@@ -137,12 +143,8 @@ fn a_change_is_heard_from_the_next_frame_not_the_next_eighth() {
     r.set_params(in_g(&p));
     render_chunks(&mut r, 300);
     let log = log.lock().unwrap().clone();
-    let pad_now: Vec<_> = log
-        .iter()
-        .filter(|e| e.0 == at && e.1 == PAD_CHANNEL && matches!(e.2, Call::On(_)))
-        .collect();
     assert!(
-        !pad_now.is_empty(),
+        pad_struck_at(&log, at),
         "a key change restarts the harmony at the frame it is made: {:?}",
         log.iter()
             .filter(|e| e.0 >= at && e.0 < at + SECOND)
@@ -176,7 +178,7 @@ fn a_splice_plays_the_same_notes_again_then_the_change_from_its_frame() {
     let from = splice_at - preroll;
     render_chunks(&mut r, 200);
     let log = log.lock().unwrap().clone();
-    let spliced: Vec<_> = log.iter().filter(|e| e.0 >= before).collect();
+    let spliced: Vec<_> = log.iter().filter(|e| e.0 >= before).copied().collect();
 
     // The pre-roll: what sounded at its start struck again, then the notes
     // the piece played over those 2 s, at the same frames.
@@ -192,17 +194,13 @@ fn a_splice_plays_the_same_notes_again_then_the_change_from_its_frame() {
         .collect();
     assert_eq!(replayed, played, "the pre-roll plays the piece again");
     assert!(
-        spliced
-            .iter()
-            .any(|e| e.0 == before && e.1 == PAD_CHANNEL && matches!(e.2, Call::On(_))),
+        pad_struck_at(&spliced, before),
         "the pad sounding at the pre-roll's start is struck there"
     );
     // From the splice on, the change: the harmony restarts at its frame.
     let at_splice = before + preroll;
     assert!(
-        spliced
-            .iter()
-            .any(|e| e.0 == at_splice && e.1 == PAD_CHANNEL && matches!(e.2, Call::On(_))),
+        pad_struck_at(&spliced, at_splice),
         "the key change is heard from the splice"
     );
     assert_no_piano_note_hangs(&log, clock.load(Ordering::Relaxed));

@@ -446,25 +446,36 @@ async fn few_sessions_wait_at_once_and_rooms_never() {
     assert_eq!((hub.sessions(), hub.waiting_for_resume()), (1, 1));
 }
 
+/// Reads chunks until one past `seq`; returns the newest read.
+async fn read_past(l: &mut Listener, seq: u64) -> u64 {
+    loop {
+        let c = next_chunk(l).await;
+        if c.seq > seq {
+            return c.seq;
+        }
+    }
+}
+
+/// Sets the tempo, telling the session which chunk the listener hears.
+async fn set_bpm(l: &Listener, bpm: f32, playing: u64) -> super::session::ControlAck {
+    let change = ParamChange {
+        bpm: Some(bpm),
+        ..Default::default()
+    };
+    l.session
+        .control(change, Some(playing))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_change_told_what_the_listener_hears_replays_its_buffer_with_the_change() {
     let (hub, _) = tone_hub(64, 4);
     let mut a = join(&hub, None).await;
     // Play 5 s; the listener hears a chunk 4 behind the newest sent.
-    let mut newest = 0;
-    while newest < 50 {
-        newest = next_chunk(&mut a).await.seq;
-    }
-    let change = ParamChange {
-        bpm: Some(72.0),
-        ..Default::default()
-    };
-    let ack = a
-        .session
-        .control(change, Some(newest - 4))
-        .await
-        .unwrap()
-        .unwrap();
+    let newest = read_past(&mut a, 49).await;
+    let ack = set_bpm(&a, 72.0, newest - 4).await;
     let at = newest - 4 + super::session::SPLICE_AHEAD_CHUNKS;
     assert_eq!(ack.splice_seq, Some(at));
     assert_eq!(ack.applies_at_seq, at);
@@ -478,42 +489,15 @@ async fn a_change_told_what_the_listener_hears_replays_its_buffer_with_the_chang
     // Two more at once are spliced too, then the budget is spent: a splice
     // costs a pre-roll.
     for (i, bpm) in [75.0, 78.0, 81.0].into_iter().enumerate() {
-        let ack = a
-            .session
-            .control(
-                ParamChange {
-                    bpm: Some(bpm),
-                    ..Default::default()
-                },
-                Some(at),
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let ack = set_bpm(&a, bpm, at).await;
         assert_eq!(ack.splice_seq.is_some(), i < 2, "change {i}: {ack:?}");
     }
     assert_eq!(hub.metrics.splices.load(Ordering::Relaxed), 3);
 
     // Nothing sent to replace (the listener hears the newest): applied from
     // the next chunk, no splice.
-    let newest = loop {
-        let c = next_chunk(&mut a).await;
-        if c.seq > newest + 10 {
-            break c.seq;
-        }
-    };
-    let ack = a
-        .session
-        .control(
-            ParamChange {
-                bpm: Some(80.0),
-                ..Default::default()
-            },
-            Some(newest),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let newest = read_past(&mut a, newest + 10).await;
+    let ack = set_bpm(&a, 80.0, newest).await;
     assert_eq!(ack.splice_seq, None);
     assert_eq!(ack.applies_at_seq, newest + 1);
 }
@@ -522,20 +506,8 @@ async fn a_change_told_what_the_listener_hears_replays_its_buffer_with_the_chang
 async fn a_room_never_splices() {
     let (hub, _) = tone_hub(64, 4);
     let mut a = join(&hub, Some("lobby")).await;
-    let mut newest = 0;
-    while newest < 50 {
-        newest = next_chunk(&mut a).await.seq;
-    }
-    let change = ParamChange {
-        bpm: Some(72.0),
-        ..Default::default()
-    };
-    let ack = a
-        .session
-        .control(change, Some(newest - 4))
-        .await
-        .unwrap()
-        .unwrap();
+    let newest = read_past(&mut a, 49).await;
+    let ack = set_bpm(&a, 72.0, newest - 4).await;
     assert_eq!(
         ack.splice_seq, None,
         "a room's listeners hear different moments"

@@ -14,6 +14,7 @@
 //! and adds in the same order, never fused, so all give the same samples,
 //! and the same samples as one voice rendered at a time.
 
+use super::filter::LowPass;
 use super::voice::{BLOCK, FRACTION_BITS};
 
 /// Frames per interpolation step: one AVX register of `f32`.
@@ -160,6 +161,28 @@ pub struct Lane {
     pub ramp: f32,
     pub pan_left: f32,
     pub pan_right: f32,
+}
+
+impl Lane {
+    /// `filter`'s coefficients and state, under a gain ramp from `gain` by
+    /// `ramp` per frame, panned by `pan_left` and `pan_right`.
+    pub fn new(filter: &LowPass, gain: f32, ramp: f32, pan_left: f32, pan_right: f32) -> Self {
+        let [b0, b1, b2, a1, a2] = filter.coefficients();
+        let (z1, z2) = filter.state();
+        Self {
+            b0,
+            b1,
+            b2,
+            a1,
+            a2,
+            z1,
+            z2,
+            gain,
+            ramp,
+            pan_left,
+            pan_right,
+        }
+    }
 }
 
 /// [`Lane`]s of up to [`GROUP`] voices, field by field; an unused lane is
@@ -473,7 +496,6 @@ mod avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::filter::LowPass;
     use super::*;
 
     const ONE: u64 = 1 << FRACTION_BITS;
@@ -588,21 +610,13 @@ mod tests {
                     f.tune(13_500.0, 44_100.0);
                     assert!(f.is_open());
                 }
-                let [b0, b1, b2, a1, a2] = f.coefficients();
-                let (z1, z2) = f.state();
-                let lane = Lane {
-                    b0,
-                    b1,
-                    b2,
-                    a1,
-                    a2,
-                    z1,
-                    z2,
-                    gain: 0.1 * v as f32,
-                    ramp: 0.001,
-                    pan_left: 0.6 / 32_768.0,
-                    pan_right: (0.2 + 0.05 * v as f32) / 32_768.0,
-                };
+                let lane = Lane::new(
+                    &f,
+                    0.1 * v as f32,
+                    0.001,
+                    0.6 / 32_768.0,
+                    (0.2 + 0.05 * v as f32) / 32_768.0,
+                );
                 (f, lane)
             })
             .collect();

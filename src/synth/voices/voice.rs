@@ -165,21 +165,13 @@ impl Voice {
 
         let produced = self.fill(isa, wave, step, &mut out[..n]);
         out[produced..].fill(0.0);
-        let [b0, b1, b2, a1, a2] = self.filter.coefficients();
-        let (z1, z2) = self.filter.state();
-        let lane = Lane {
-            b0,
-            b1,
-            b2,
-            a1,
-            a2,
-            z1,
-            z2,
-            gain: self.gain,
-            ramp: (target - self.gain) / frames.max(1.0),
-            pan_left: self.pan_left,
-            pan_right: self.pan_right,
-        };
+        let lane = Lane::new(
+            &self.filter,
+            self.gain,
+            (target - self.gain) / frames.max(1.0),
+            self.pan_left,
+            self.pan_right,
+        );
         self.gain = target;
 
         let falling = match self.volume.stage() {
