@@ -81,6 +81,24 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
     assert.ok(s.tierChanges <= 4, `${s.tierChanges} tier changes`);
   });
 
+  test('a control over the unsteady link is spliced into the deep buffer, nothing lost', async () => {
+    const before = await stats();
+    const heard = await page.evaluate(() => window.auralis.latency().controlLatencyMs.length);
+    await page.selectOption('#key', 'A');
+    await waitFor((n) => window.auralis.latency().controlLatencyMs.length > n, heard, 'the change to be heard');
+    const s = await stats();
+    results.control = {
+      latencyMs: s.controlLatencyMs,
+      bufferMs: before.bufferMs,
+      tier: before.tier,
+      late: s.lateSplices - before.lateSplices,
+    };
+    assert.equal(s.splices, before.splices + 1, 'the server replayed the buffered part with the change');
+    assert.equal(s.seqJumps, before.seqJumps, 'a splice is not a jump');
+    assert.equal(s.underruns, before.underruns, 'no underrun');
+    assert.equal(s.droppedFrames, before.droppedFrames, 'nothing skipped');
+  });
+
   test('a 3 s stall costs no more silence than it lasts, and nothing is skipped', async () => {
     const before = await stats();
     await proxy.stall(STALL_MS);

@@ -11,6 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { percentile } from '../web/measure.js';
 import { collectErrors, launchBrowser } from './browser.mjs';
 import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 import './units.mjs';
@@ -24,6 +25,8 @@ const RUN_TIMEOUT_MS = 240000;
 const STEP_TIMEOUT_MS = 15000;
 const CONTROL_SAMPLES = 5;
 const CONTROL_SPACING_MS = 1500;
+/** The tempos whose control latency issue 15 sets goals for. */
+const CONTROL_TEMPOS = [90, 60];
 
 let server;
 let browser;
@@ -185,20 +188,36 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
 
   test('latency is measured: end to end and control to audible', async () => {
     const keys = ['G', 'A', 'C', 'E', 'F'];
-    for (let i = 0; i < CONTROL_SAMPLES; i++) {
-      const heard = await page.evaluate(() => window.auralis.latency().controlLatencyMs.length);
-      const sentAt = Date.now();
-      await page.selectOption('#key', keys[i % keys.length]);
-      await waitInPage(page, (n) => window.auralis.latency().controlLatencyMs.length > n, heard, `control change ${i + 1} to be heard`);
-      // Spacing between changes, so each lands on its own beat.
-      const rest = CONTROL_SPACING_MS - (Date.now() - sentAt);
-      if (rest > 0 && i < CONTROL_SAMPLES - 1) await page.waitForTimeout(rest);
+    // Key changes at both tempos of issue 15's goal: with the splice, what
+    // is heard no longer waits for the beat, so the tempo must not matter.
+    const byBpm = {};
+    for (const bpm of CONTROL_TEMPOS) {
+      await setRange(page, '#bpm', bpm);
+      await waitInPage(page, (b) => document.getElementById('now-playing').dataset.bpm === String(b), bpm, `the ack of ${bpm} BPM`);
+      const values = [];
+      for (let i = 0; i < CONTROL_SAMPLES; i++) {
+        const heard = await page.evaluate(() => window.auralis.latency().controlLatencyMs.length);
+        const sentAt = Date.now();
+        await page.selectOption('#key', keys[i % keys.length]);
+        await waitInPage(page, (n) => window.auralis.latency().controlLatencyMs.length > n, heard, `control change ${i + 1} at ${bpm} BPM to be heard`);
+        values.push(await page.evaluate((n) => window.auralis.latency().controlLatencyMs[n], heard));
+        // Spacing between changes, so each lands on its own beat.
+        const rest = CONTROL_SPACING_MS - (Date.now() - sentAt);
+        if (rest > 0 && i < CONTROL_SAMPLES - 1) await page.waitForTimeout(rest);
+      }
+      byBpm[bpm] = { valuesMs: values.map(round), p50Ms: round(percentile(values, 50)), p95Ms: round(percentile(values, 95)) };
     }
     const lat = await page.evaluate(() => window.auralis.latency());
     const now = await stats();
     const control = lat.controlLatencyMs;
+    const changes = CONTROL_TEMPOS.length * (CONTROL_SAMPLES + 1);
+    // Each change was spliced into the buffered audio (the server replays
+    // the chunks from just after the playhead), and the replay is not
+    // counted as chunks missing or repeated.
+    assert.ok(now.splices >= changes - 1, `${now.splices} of ${changes} changes spliced`);
+    assert.equal(now.seqJumps, 0, 'a splice is not a jump');
     assert.ok(lat.latencyMs.length >= 20, `${lat.latencyMs.length} latency samples`);
-    assert.ok(control.length >= CONTROL_SAMPLES, `${control.length} control samples`);
+    assert.ok(control.length >= changes, `${control.length} control samples`);
     Object.assign(results, {
       clock: { offsetMs: round(now.clockOffsetMs), rttMs: round(now.rttMs) },
       buffer: { depthMs: round(now.bufferMs), targetMs: round(now.targetMs), jitterMs: round(now.jitterMs) },
@@ -208,16 +227,19 @@ describe('auralis web player', { timeout: RUN_TIMEOUT_MS }, () => {
         p95Ms: round(lat.latencyP95),
       },
       controlToAudible: {
+        splices: now.splices,
         samples: control.length,
         valuesMs: control.map(round),
         p50Ms: round(lat.controlP50),
         p95Ms: round(lat.controlP95),
+        byBpm,
       },
     });
+    const tempos = CONTROL_TEMPOS.map((b) => `${b} BPM p50 ${byBpm[b].p50Ms} / p95 ${byBpm[b].p95Ms} ms`).join(', ');
     console.log(
       `latency: end-to-end p50 ${results.endToEnd.p50Ms} ms, p95 ${results.endToEnd.p95Ms} ms ` +
         `(${lat.latencyMs.length} chunks); control-to-audible p95 ${results.controlToAudible.p95Ms} ms ` +
-        `(${control.length} changes: ${results.controlToAudible.valuesMs.join(', ')} ms)`,
+        `(${control.length} changes; key changes ${tempos})`,
     );
     for (const v of lat.latencyMs) assert.ok(v > 0 && v < 3000, `end-to-end latency ${v} ms`);
   });

@@ -102,6 +102,38 @@ describe('jitter buffer (player-worklet.js)', () => {
     assert.deepEqual([...targets].sort((a, b) => a - b), [300, 500, 700, 1000]);
   });
 
+  test('chunks sent again from an earlier seq replace the buffer from there, crossfaded', () => {
+    const { proc, render } = loadWorklet();
+    for (let seq = 0; seq < 6; seq++) proc.receive(chunk(seq, { value: 0.5 }));
+    render(40); // ~116 ms: chunk 1 has started; chunks 2–5 are still ahead
+    const depth = proc.depth;
+    // The server splices at chunk 3: it comes again, then 4 and 5.
+    for (let seq = 3; seq < 6; seq++) proc.receive(chunk(seq, { value: -0.25, ts: 1 + seq * 0.1 }));
+    assert.equal(proc.splices, 1);
+    assert.equal(proc.lateSplices, 0);
+    assert.equal(proc.depth, depth, 'the same audio span, replaced, not added');
+    const out = render(Math.floor((proc.depth - 2000) / QUANTUM)); // stop short of an underrun
+    const firstNew = out.findIndex((x) => x < 0.5 - 1e-6);
+    const expected = 3 * CHUNK - 40 * QUANTUM;
+    // The rate control may play a little fast (depth above target): a few per mille.
+    assert.ok(Math.abs(firstNew - expected) < 100, `the old audio plays up to chunk 3: ${firstNew} vs ${expected}`);
+    assert.ok(Math.abs(out[out.length - 1] + 0.25) < 1e-6, 'then the new audio');
+    assert.ok(maxStep(out) < 0.002, `a crossfade, not a step: ${maxStep(out)}`);
+    assert.equal(proc.droppedFrames, 0);
+  });
+
+  test('a splice that comes after its point has played goes in just ahead of the playhead', () => {
+    const { proc, render } = loadWorklet();
+    for (let seq = 0; seq < 6; seq++) proc.receive(chunk(seq, { value: 0.5 }));
+    render(80); // ~232 ms: chunk 2 is playing
+    for (let seq = 1; seq < 6; seq++) proc.receive(chunk(seq, { value: -0.25, ts: 1 + seq * 0.1 }));
+    assert.equal(proc.lateSplices, 1);
+    const out = render(60);
+    assert.ok(Math.abs(out[0] - 0.5) < 1e-6, 'what was playing goes on');
+    assert.ok(Math.abs(out[out.length - 1] + 0.25) < 1e-6, 'the change is heard within a few quanta');
+    assert.ok(maxStep(out) < 0.002, `no click: ${maxStep(out)}`);
+  });
+
   test('chunks the server stamped together are not jitter', () => {
     const { proc } = loadWorklet();
     proc.receive(chunk(0, { ts: 10, arrival: 0 }));
@@ -279,6 +311,18 @@ describe('reconnect backoff (connection.js, brief §4.4)', () => {
     assert.equal(at(8, 0.5), 15000);
     assert.equal(at(10, 0), 12000);
     assert.equal(at(10, 1), 15000);
+  });
+});
+
+describe('output latency (player.js)', () => {
+  test('is not read in Gecko, whose getter can deadlock the page; read elsewhere', async () => {
+    const { readsOutputLatency } = await web('player.js');
+    const firefox = 'Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0';
+    const chrome = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/140.0.0.0 Safari/537.36';
+    const safari = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1';
+    assert.equal(readsOutputLatency(firefox), false);
+    assert.equal(readsOutputLatency(chrome), true);
+    assert.equal(readsOutputLatency(safari), true);
   });
 });
 

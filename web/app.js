@@ -57,6 +57,12 @@ const app = {
   // in order.
   lastSeq: null,
   seqJumps: 0,
+  // Control changes the server spliced into the buffered audio.
+  splices: 0,
+  // The chunk last heard starting, and the connection that brought chunks
+  // last: a control tells the server the first when both match.
+  heard: null,
+  conn: null,
   serverMessage: null,
 };
 
@@ -101,6 +107,7 @@ const connection = new Connection({
   onChunk: (chunk, conn, arrival) => {
     if (app.lastSeq !== null && chunk.seq !== app.lastSeq + 1) app.seqJumps++;
     app.lastSeq = chunk.seq;
+    app.conn = conn;
     player.push(chunk, conn, arrival);
   },
   onMessage,
@@ -136,6 +143,12 @@ function onMessage(msg, conn) {
   switch (msg.type) {
     case 'params':
       measure.paramsAcked(conn, msg.applies_at_seq);
+      // The chunks from `splice_seq` come again with the change in them:
+      // the worklet replaces what it buffered from there; not a jump.
+      if (Number.isInteger(msg.splice_seq)) {
+        app.lastSeq = msg.splice_seq - 1;
+        app.splices++;
+      }
       applyServerParams(msg.preset, msg);
       break;
     case 'pong':
@@ -216,6 +229,7 @@ function onWorkletStatus(status) {
   app.playing = status.playing;
   const started = status.started;
   if (started) {
+    app.heard = { conn: started.conn, seq: started.seq };
     const heardAt = player.heardAt(started.time);
     const { latency, controls } = measure.chunkHeard(
       started.conn,
@@ -386,10 +400,16 @@ function change(name, value) {
     renderOutputs();
     return;
   }
-  if (connection.send({ type: 'control', params: { [name]: value } })) {
-    measure.controlSent(nowMs());
-  }
+  sendControl({ [name]: value });
   restartBackground();
+}
+
+/** Tells the server which chunk is playing, so it can splice the change
+ * into what this player has buffered instead of after it. */
+function sendControl(params) {
+  const msg = { type: 'control', params };
+  if (app.playing && app.heard && app.heard.conn === app.conn) msg.playing_seq = app.heard.seq;
+  if (connection.send(msg)) measure.controlSent(nowMs());
 }
 
 /** The HTTP stream has no control channel: a change starts it afresh. */
@@ -427,9 +447,7 @@ function choosePreset(name) {
   for (const k of musicParams()) if (isValid(k, p[k])) settings[k] = p[k];
   saveSettings(settings);
   renderControls();
-  if (connection.send({ type: 'control', params: { preset: name } })) {
-    measure.controlSent(nowMs());
-  }
+  sendControl({ preset: name });
   restartBackground();
 }
 
@@ -776,6 +794,8 @@ function stats() {
     rate: w ? w.rate : 1,
     lastSeq: app.lastSeq,
     seqJumps: app.seqJumps,
+    splices: app.splices,
+    lateSplices: w ? w.lateSplices : 0,
     latencyMs: app.latencyMs,
     controlLatencyMs: app.controlLatencyMs,
     clockOffsetMs: clock.offsetMs,

@@ -52,6 +52,13 @@ const RESUME_FRACTION = 0.5;
 const MIN_RESUME_MS = 2 * CHUNK_MS;
 /** Chunks the ring can hold, with room to spare. */
 const MAX_CHUNKS = 128;
+/** A control change comes back as the chunks from its splice point again
+ * (an earlier seq on the same connection): they replace what is buffered
+ * from there, with an equal-power crossfade of 30 ms from the old audio to
+ * the new. Never closer to the playhead than this, so the render loop's
+ * interpolator never reads a frame that changes under it. */
+const SPLICE_FADE_FRAMES = 1323;
+const SPLICE_GUARD_FRAMES = 2 * 128 + 4;
 /** Status reports while nothing starts, e.g. during buffering. */
 const REPORT_EVERY_FRAMES = 4410;
 
@@ -92,6 +99,12 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.lastArrival = -1;
     this.lastTs = 0;
     this.lastConn = -1;
+    // The last chunk written, to recognise a splice: the same connection
+    // sending an earlier seq.
+    this.writtenConn = -1;
+    this.writtenSeq = -1;
+    this.splices = 0;
+    this.lateSplices = 0;
 
     this.underruns = 0;
     this.framesPlayed = 0; // output frames that carried the stream
@@ -126,6 +139,14 @@ class PlayerProcessor extends AudioWorkletProcessor {
   enqueue({ conn, seq, ts, arrival, left, right }) {
     this.trackJitter(conn, ts, arrival);
     const n = Math.min(left.length, this.capacity);
+    const spliced = conn === this.writtenConn && seq <= this.writtenSeq;
+    const newest = this.writtenSeq;
+    this.writtenConn = conn;
+    this.writtenSeq = seq;
+    if (spliced) {
+      this.splice(conn, seq, newest, ts, left, right, n);
+      return;
+    }
     if (this.depth + n > this.capacity - 4) this.dropOldest(this.depth + n - this.capacity + 4);
     const w = this.writePos % this.capacity;
     const first = Math.min(n, this.capacity - w);
@@ -146,6 +167,42 @@ class PlayerProcessor extends AudioWorkletProcessor {
       if (this.playing) this.skipFrames = excess;
       else this.dropOldest(excess);
     }
+  }
+
+  /**
+   * Writes chunk `seq` over the buffered audio where that chunk began, and
+   * lets the old audio go from there. If the playhead has already passed
+   * that point (the splice came late), the chunk goes in just ahead of the
+   * playhead instead: a fraction of a second is heard twice, across the
+   * crossfade, rather than a cut.
+   */
+  splice(conn, seq, newest, ts, left, right, n) {
+    const start = this.writePos - (newest - seq + 1) * n;
+    // Past the end of what is buffered there is nothing to replace: append.
+    const at = Math.min(Math.max(start, Math.ceil(this.readPos) + SPLICE_GUARD_FRAMES), this.writePos);
+    if (at > start) this.lateSplices++;
+    this.splices++;
+    while (this.chunkTail > this.chunkHead && this.chunkStart[(this.chunkTail - 1) % MAX_CHUNKS] >= start) {
+      this.chunkTail--;
+    }
+    const old = Math.max(0, this.writePos - at);
+    const fade = Math.min(SPLICE_FADE_FRAMES, old, n);
+    const cap = this.capacity;
+    for (let i = 0; i < n; i++) {
+      const k = (at + i) % cap;
+      if (i < fade) {
+        const x = ((i + 0.5) / fade) * (Math.PI / 2);
+        const gOld = Math.cos(x);
+        const gNew = Math.sin(x);
+        this.left[k] = this.left[k] * gOld + left[i] * gNew;
+        this.right[k] = this.right[k] * gOld + right[i] * gNew;
+      } else {
+        this.left[k] = left[i];
+        this.right[k] = right[i];
+      }
+    }
+    this.rememberChunk(conn, seq, ts, at);
+    this.writePos = at + n;
   }
 
   // Jitter is |inter-arrival − 100 ms| (brief §5.3). Chunks the server
@@ -219,6 +276,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
     this.gainTarget = 0;
     this.rate = 1;
     this.skipFrames = 0;
+    this.writtenConn = -1;
+    this.writtenSeq = -1;
   }
 
   process(_inputs, outputs) {
@@ -380,6 +439,8 @@ class PlayerProcessor extends AudioWorkletProcessor {
       tierChanges: this.tierChanges,
       jitterMs: this.jitterMs,
       underruns: this.underruns,
+      splices: this.splices,
+      lateSplices: this.lateSplices,
       started: null,
     };
     if (started >= 0) {

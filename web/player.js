@@ -4,6 +4,22 @@
 import { preferPlayback, resumeWithin } from './audio-session.js';
 import { nowMs } from './clock.js';
 
+/**
+ * Whether `AudioContext.outputLatency` may be read. Gecko's getter asks the
+ * audio server for the latency while holding its graph's lock; with the
+ * PulseAudio backend, an audio callback in flight at that moment needs the
+ * same lock, and the page's main thread blocks for good (Firefox ESR 153 on
+ * a PulseAudio null sink here: 14 of 20 launches froze on the first read,
+ * 0 of 10 without it). A deadlock cannot be feature-detected, so Gecko is
+ * recognised by name; its latency figures then leave out the output
+ * device's few tens of milliseconds.
+ */
+export function readsOutputLatency(userAgent) {
+  return !/\bGecko\/\d/.test(userAgent);
+}
+
+const READS_OUTPUT_LATENCY = readsOutputLatency(globalThis.navigator?.userAgent || '');
+
 export class Player {
   /** Must be called from a user gesture (autoplay policy). `onStatus`
    * receives the worklet's reports (see player-worklet.js `report`). */
@@ -94,7 +110,8 @@ export class Player {
    */
   heardAt(t) {
     const ctx = this.ctx;
-    const pipeline = (ctx.baseLatency || 0) + (ctx.outputLatency || 0);
+    const output = READS_OUTPUT_LATENCY ? ctx.outputLatency || 0 : 0;
+    const pipeline = (ctx.baseLatency || 0) + output;
     return nowMs() + (t - ctx.currentTime + pipeline) * 1000;
   }
 }
