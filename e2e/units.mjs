@@ -314,6 +314,22 @@ describe('reconnect backoff (connection.js, brief §4.4)', () => {
   });
 });
 
+describe('the chunk a control names as playing (splice.js)', () => {
+  test('on loopback, the chunk heard; later by the chunks played since and by the round trip', async () => {
+    const { playingSeq } = await web('splice.js');
+    const heard = { seq: 40, time: 10 };
+    // Loopback: the server's two chunks ahead cover the trip.
+    assert.equal(playingSeq(heard, 10.02, 1, 2), 40);
+    assert.equal(playingSeq(heard, 10.25, 1, 2), 42, 'two chunks have started since the report');
+    // 80 ± 40 ms: 120 ms of round trip and 30 ms of jitter need two more.
+    assert.equal(playingSeq(heard, 10.02, 120, 30), 42);
+    // A 400 ms round trip: four more.
+    assert.equal(playingSeq(heard, 10.02, 400, 10), 44);
+    // Before the first pong or jitter figure: as on loopback.
+    assert.equal(playingSeq(heard, 10.02, null, undefined), 40);
+  });
+});
+
 describe('output latency (player.js)', () => {
   test('is not read in Gecko, whose getter can deadlock the page; read elsewhere', async () => {
     const { readsOutputLatency } = await web('player.js');

@@ -19,6 +19,7 @@ import {
   useControls,
 } from './settings.js';
 import { linkFor, readLink } from './share.js';
+import { playingSeq } from './splice.js';
 import { formatLeft, SleepTimer, timerSeconds } from './timer.js';
 
 /** Ping (clock offset) and stats (server metrics) cadence. */
@@ -229,7 +230,7 @@ function onWorkletStatus(status) {
   app.playing = status.playing;
   const started = status.started;
   if (started) {
-    app.heard = { conn: started.conn, seq: started.seq };
+    app.heard = { conn: started.conn, seq: started.seq, time: started.time };
     const heardAt = player.heardAt(started.time);
     const { latency, controls } = measure.chunkHeard(
       started.conn,
@@ -408,7 +409,9 @@ function change(name, value) {
  * into what this player has buffered instead of after it. */
 function sendControl(params) {
   const msg = { type: 'control', params };
-  if (app.playing && app.heard && app.heard.conn === app.conn) msg.playing_seq = app.heard.seq;
+  if (player && app.playing && app.heard && app.heard.conn === app.conn) {
+    msg.playing_seq = playingSeq(app.heard, player.ctx.currentTime, clock.rttMs, app.worklet?.jitterMs);
+  }
   if (connection.send(msg)) measure.controlSent(nowMs());
 }
 

@@ -78,8 +78,9 @@ pub struct ControlAck {
 /// A change is spliced in this many chunks after the one the listener
 /// reports hearing: the splice must reach it before its playhead does, over
 /// one network trip and the pre-roll's render (tens of ms), and what it
-/// already hears it keeps. On a slower link the player splices where its
-/// playhead is when the chunks land.
+/// already hears it keeps. Over a longer trip the player names a later
+/// chunk (web/splice.js); a splice that still lands late goes in where its
+/// playhead is when the chunks arrive.
 pub const SPLICE_AHEAD_CHUNKS: u64 = 2;
 /// A splice renders a pre-roll of 2–3 s (tens of ms of a core), so a
 /// session may splice a burst of this many changes (a key and a tempo set
