@@ -1,0 +1,102 @@
+// network.mjs's unsteady link in the other engines, run by hand (not by
+// scripts/test.sh: about 40 s per engine, beyond the suite's time budget):
+// Firefox with a PulseAudio null sink, and WebKit, each behind netproxy.mjs
+// (80 ± 40 ms per segment, rare 300 ms hiccups) with a 3 s stall and a
+// SIGKILLed server. Prints and writes what each engine measured to
+// artifacts/network-engines.json; a step that times out is recorded, and
+// the run exits non-zero.
+//
+//   AURALIS_BIN=../target/release/auralis node network-engines.mjs
+
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { firefox, webkit } from './drivers.mjs';
+import { NetProxy } from './netproxy.mjs';
+import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
+
+const SR = 44100;
+const STALL_MS = 3000;
+const STEP_MS = 60000;
+
+async function scenario(name, launch) {
+  const server = new AuralisServer(BIN, await freePort(), join(ARTIFACTS, `network-${name}-server.log`));
+  await server.start();
+  const proxy = new NetProxy(server.port);
+  const port = await proxy.listen();
+  const b = await launch();
+  const out = {};
+  const stats = () => b.eval(() => window.auralis.stats());
+  const until = async (fn, arg, what) => {
+    const deadline = Date.now() + STEP_MS;
+    while (!(await b.eval(fn, arg).catch(() => false))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; player: ${JSON.stringify(await stats())}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const silence = (a, z) => Math.round(((z.silentFrames - a.silentFrames) / SR) * 100) / 100;
+  try {
+    await b.goto(`http://127.0.0.1:${port}/`);
+    await until(() => !!window.auralis && document.querySelectorAll('#preset option').length >= 6, null, 'the page');
+    await b.click('#start');
+    await until(() => window.auralis.stats().state === 'playing', null, 'playback');
+    const first = await stats();
+    await until(
+      () => {
+        const s = window.auralis.stats();
+        return s.tier >= 2 && s.bufferMs >= s.targetMs - 20;
+      },
+      null,
+      'the buffer to reach a raised tier target',
+    );
+    let s = await stats();
+    out.growth = { tier: s.tier, targetMs: s.targetMs, seconds: Math.round(s.audioTime - first.audioTime), tierChanges: s.tierChanges, underruns: s.underruns, silenceS: silence(first, s) };
+
+    let a = await stats();
+    const heard = await b.eval(() => window.auralis.latency().controlLatencyMs.length);
+    await b.select('#key', 'A');
+    await until((n) => window.auralis.latency().controlLatencyMs.length > n, heard, 'the key change to be heard');
+    s = await stats();
+    out.control = { latencyMs: Math.round(s.controlLatencyMs), bufferMs: Math.round(a.bufferMs), spliced: s.splices - a.splices, late: s.lateSplices - a.lateSplices, underruns: s.underruns - a.underruns, seqJumps: s.seqJumps - a.seqJumps };
+
+    a = await stats();
+    await proxy.stall(STALL_MS);
+    await until(
+      ([underruns, played]) => {
+        const z = window.auralis.stats();
+        return z.underruns > underruns && z.state === 'playing' && z.framesPlayed > played + 44100;
+      },
+      [a.underruns, a.framesPlayed],
+      'playback after the stall',
+    );
+    s = await stats();
+    out.stall = { stallS: STALL_MS / 1000, silenceS: silence(a, s), underruns: s.underruns - a.underruns, droppedFrames: s.droppedFrames - a.droppedFrames, seqJumps: s.seqJumps - a.seqJumps, reconnects: s.reconnects - a.reconnects };
+
+    a = await stats();
+    await server.kill();
+    await server.start();
+    await until((n) => window.auralis.stats().reconnects > n, a.reconnects, 'a reconnect');
+    await until(([seq]) => window.auralis.stats().state === 'playing' && window.auralis.stats().lastSeq > seq + 10, [a.lastSeq], 'the piece to go on');
+    s = await stats();
+    out.restart = { silenceS: silence(a, s), seqBefore: a.lastSeq, seqJumps: s.seqJumps - a.seqJumps, underruns: s.underruns - a.underruns };
+    out.total = { underruns: s.underruns, tierChanges: s.tierChanges };
+  } catch (e) {
+    out.error = e.message;
+  } finally {
+    await b.close();
+    await proxy.close();
+    await server.stop();
+  }
+  return out;
+}
+
+const results = {};
+for (const [name, launch] of [
+  ['firefox-pulse', () => firefox({ pulse: true })],
+  ['webkit', webkit],
+]) {
+  results[name] = await scenario(name, launch);
+  console.log(`${name}: ${JSON.stringify(results[name])}`);
+}
+writeFileSync(join(ARTIFACTS, 'network-engines.json'), `${JSON.stringify(results, null, 2)}\n`);
+if (Object.values(results).some((r) => r.error)) process.exitCode = 1;
