@@ -201,7 +201,7 @@ impl FontSynth {
                     v.set_filter_state(z1, z2);
                 }
             }
-            kernels::reduce(&mut self.left, &mut self.right, l, r);
+            kernels::reduce(self.isa, &mut self.left, &mut self.right, l, r);
             self.voices.retain(|v| !v.is_finished());
         }
     }
