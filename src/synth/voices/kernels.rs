@@ -10,9 +10,12 @@
 //! wrapper chosen once at run time. The interpolator's AVX2 path is written
 //! with intrinsics, because what makes it fast (one load and in-register
 //! permutes in place of 32 scattered loads and a transpose) is not something
-//! the compiler finds in the plain loop. Every path does the same multiplies
-//! and adds in the same order, never fused, so all give the same samples,
-//! and the same samples as one voice rendered at a time.
+//! the compiler finds in the plain loop. Where the CPU has AVX-512VL, the
+//! interpolator and the filter and mix have intrinsics paths on AVX
+//! registers that use its permutes and its 32 registers, and the lane sums
+//! take AVX2 shuffles. Every path does the same multiplies and adds in the
+//! same order, never fused, so all give the same samples, and the same
+//! samples as one voice rendered at a time.
 
 use super::filter::LowPass;
 use super::voice::{BLOCK, FRACTION_BITS};
