@@ -43,6 +43,25 @@ impl KWeighting {
             .tick(self.shelf.tick([f64::from(left), f64::from(right)]));
         l * l + r * r
     }
+
+    /// Adds [`KWeighting::power`] of every frame to `energy`, in frame order.
+    ///
+    /// # Safety
+    /// The CPU has AVX.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub unsafe fn add_power_avx(&mut self, left: &[f32], right: &[f32], energy: f64) -> f64 {
+        // SAFETY: the caller vouches for AVX.
+        unsafe {
+            super::biquad::cascade_power_avx(
+                &mut self.shelf,
+                &mut self.high_pass,
+                left,
+                right,
+                energy,
+            )
+        }
+    }
 }
 
 /// Mean K-weighted power → LUFS.

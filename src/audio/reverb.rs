@@ -442,7 +442,13 @@ mod tests {
             (seed as f32 / u32::MAX as f32) - 0.5
         };
         let n = 3 * crate::SAMPLE_RATE as usize;
-        let gate = |i: usize| if (i / 7_000) % 3 == 0 { 1.0 } else { 0.0 };
+        let gate = |i: usize| {
+            if (i / 7_000).is_multiple_of(3) {
+                1.0
+            } else {
+                0.0
+            }
+        };
         let l = (0..n).map(|i| gate(i) * noise()).collect();
         let r = (0..n).map(|i| gate(i) * noise()).collect();
         (l, r)

@@ -445,7 +445,7 @@ impl Composer {
             self.pad_program = self.params.pad_program.min(127);
             out.push(program(at, PAD_CHANNEL, self.pad_program));
         }
-        let bar_line = self.beat_in_phrase % BEATS_PER_BAR == 0;
+        let bar_line = self.beat_in_phrase.is_multiple_of(BEATS_PER_BAR);
         if plays && (!self.pad_sounding || (switch && bar_line)) {
             self.sound_chord(self.plan[index], at, out);
         } else if self.pad_sounding {
@@ -461,7 +461,7 @@ impl Composer {
         let Some(voicing) = self.voicing else {
             return;
         };
-        if self.pad_beats % breath != 0 {
+        if !self.pad_beats.is_multiple_of(breath) {
             return;
         }
         let key = voicing[(self.pad_beats / breath) as usize % voicing.len()];
@@ -574,9 +574,9 @@ impl Composer {
     /// motif moved, not as notes re-chosen under each chord.
     fn begin_statement(&mut self) {
         self.statements = self.statements.wrapping_add(1);
-        if self.statements % NEW_MOTIF_EVERY_STATEMENTS == 0 {
+        if self.statements.is_multiple_of(NEW_MOTIF_EVERY_STATEMENTS) {
             self.motif = Motif::generate(&mut self.rng);
-        } else if self.statements % MUTATE_EVERY_STATEMENTS == 0 {
+        } else if self.statements.is_multiple_of(MUTATE_EVERY_STATEMENTS) {
             self.motif.mutate(&mut self.rng);
         }
         let augmented_fits = self
@@ -584,7 +584,7 @@ impl Composer {
             .notes()
             .last()
             .is_some_and(|n| u32::from(n.slot) * 2 < self.style().motif_eighths);
-        let form = if self.statements % TRANSFORM_EVERY_STATEMENTS != 0 {
+        let form = if !self.statements.is_multiple_of(TRANSFORM_EVERY_STATEMENTS) {
             Form::Whole
         } else if augmented_fits && self.rng.gen_bool(0.5) {
             Form::Augmented
@@ -653,7 +653,7 @@ impl Composer {
     /// degree, played on most of its loop's turns.
     fn play_bell(&mut self, grid: Frame, max_jitter: Frame, beat_len: f64, out: &mut Vec<Event>) {
         self.bells = self.bells.wrapping_add(1);
-        if self.bells % MOVE_BELL_EVERY == 0 {
+        if self.bells.is_multiple_of(MOVE_BELL_EVERY) {
             self.bell_degree = (self.bell_degree + [-2, 2][self.rng.gen_range(0..2)]).rem_euclid(7);
         }
         if !self.rng.gen_bool(0.4 + 0.5 * f64::from(self.density())) {

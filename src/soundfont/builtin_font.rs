@@ -359,7 +359,11 @@ fn piano_sample(root: u8, fft: &Fft) -> (SampleSpec, f64) {
         // A second, slightly mistuned string beats against the first; left
         // off the fundamental so the pitch stays clean.
         if n >= 2.0 {
-            let beat_bin = if n as u32 % 2 == 0 { bin - 1 } else { bin + 1 };
+            let beat_bin = if (n as u32).is_multiple_of(2) {
+                bin - 1
+            } else {
+                bin + 1
+            };
             partials.push(PianoPartial {
                 partial: Partial {
                     bin: beat_bin,

@@ -1080,7 +1080,7 @@ pub(crate) mod tests {
         assert_eq!(zstr("ab", 256), b"ab\0\0");
         let long = "\u{e9}".repeat(200);
         let z = zstr(&long, 256);
-        assert!(z.len() <= 256 && z.len() % 2 == 0);
+        assert!(z.len() <= 256 && z.len().is_multiple_of(2));
         assert!(std::str::from_utf8(&z[..z.iter().position(|&b| b == 0).unwrap()]).is_ok());
     }
 

@@ -45,7 +45,7 @@ impl Engine for Tone {
     fn sound_off(&mut self) {}
     fn render(&mut self, left: &mut [f32], right: &mut [f32]) {
         for (l, r) in left.iter_mut().zip(right.iter_mut()) {
-            let v = if (self.phase / 50) % 2 == 0 {
+            let v = if (self.phase / 50).is_multiple_of(2) {
                 0.25
             } else {
                 -0.25

@@ -201,6 +201,33 @@ pub fn volume_gain(env: &Envelope) -> f32 {
     gain_of(env.stage, env.level)
 }
 
+/// [`volume_gain`] for a voice's envelope block after block: a level that
+/// has not moved since the last block (a sustain, a hold, a delay) keeps its
+/// amplitude without another `exp2`.
+#[derive(Debug, Clone, Copy)]
+pub struct VolumeGain {
+    stage: Stage,
+    level: f32,
+    gain: f32,
+}
+
+impl VolumeGain {
+    pub fn new(env: &Envelope) -> Self {
+        Self {
+            stage: env.stage,
+            level: env.level,
+            gain: volume_gain(env),
+        }
+    }
+
+    pub fn of(&mut self, env: &Envelope) -> f32 {
+        if env.stage != self.stage || env.level.to_bits() != self.level.to_bits() {
+            *self = Self::new(env);
+        }
+        self.gain
+    }
+}
+
 fn gain_of(stage: Stage, level: f32) -> f32 {
     match stage {
         Stage::Delay | Stage::Done => 0.0,

@@ -28,7 +28,11 @@ impl Lfo {
             return 0.0;
         }
         self.delay_left = 0.0;
-        self.phase = (self.phase + run * self.step).fract();
+        // Under 2^31, truncating through `i32` is `fract`'s `trunc`, without
+        // the library call baseline x86-64 makes for it; the phase stays
+        // under 1 + 0.5 a frame.
+        let phase = self.phase + run * self.step;
+        self.phase = phase - phase as i32 as f32;
         triangle(self.phase)
     }
 }

@@ -64,10 +64,13 @@ struct FontSynth {
     gain: f32,
     next_age: u64,
     isa: Isa,
-    /// Each voice's interpolated block, row `i` for `voices[i]`.
+    /// Each voice's interpolated block, row `i` for `voices[i]`, and zeros
+    /// for the lanes of the last group that have no voice.
     rows: Vec<[f32; BLOCK]>,
     /// Each voice's filter and gain for the block being rendered.
     lanes: Vec<Lane>,
+    /// The same, a group of voices to an entry.
+    groups: Vec<Lanes>,
     left: Box<Accumulator>,
     right: Box<Accumulator>,
 }
@@ -83,8 +86,9 @@ impl FontSynth {
             gain: settings.gain,
             next_age: 0,
             isa: Isa::detect(),
-            rows: vec![[0.0; BLOCK]; polyphony],
+            rows: vec![[0.0; BLOCK]; polyphony.next_multiple_of(GROUP)],
             lanes: vec![Lane::default(); polyphony],
+            groups: Vec::with_capacity(polyphony.div_ceil(GROUP)),
             left: Box::new([[0.0; GROUP]; BLOCK]),
             right: Box::new([[0.0; GROUP]; BLOCK]),
         }
@@ -181,27 +185,30 @@ impl FontSynth {
             {
                 *lane = v.prepare(self.isa, wave, rate, n, row);
             }
-            for ((voices, rows), lanes) in self
-                .voices
-                .chunks_mut(GROUP)
-                .zip(self.rows[..voices].chunks(GROUP))
-                .zip(self.lanes[..voices].chunks(GROUP))
-            {
-                let mut group = Lanes::gather(lanes);
-                kernels::filter_mix(
-                    self.isa,
-                    rows,
-                    n,
-                    &mut group,
-                    &mut self.left,
-                    &mut self.right,
-                );
-                for (k, v) in voices.iter_mut().enumerate() {
-                    let (z1, z2) = group.state(k);
-                    v.set_filter_state(z1, z2);
-                }
+            self.groups.clear();
+            self.groups
+                .extend(self.lanes[..voices].chunks(GROUP).map(Lanes::gather));
+            let lanes = self.groups.len() * GROUP;
+            for row in &mut self.rows[voices..lanes] {
+                *row = [0.0; BLOCK];
             }
-            kernels::reduce(&mut self.left, &mut self.right, l, r);
+            kernels::filter_mix(
+                self.isa,
+                &self.rows[..lanes],
+                n,
+                &mut self.groups,
+                &mut self.left,
+                &mut self.right,
+            );
+            for (v, (group, k)) in self.voices.iter_mut().zip(
+                self.groups
+                    .iter()
+                    .flat_map(|g| (0..GROUP).map(move |k| (g, k))),
+            ) {
+                let (z1, z2) = group.state(k);
+                v.set_filter_state(z1, z2);
+            }
+            kernels::reduce(self.isa, &mut self.left, &mut self.right, l, r);
             self.voices.retain(|v| !v.is_finished());
         }
     }

@@ -4,7 +4,7 @@
 //! filter and mix run with other voices' in lock-step (`kernels`), so the
 //! per-frame work is whole-register arithmetic.
 
-use super::envelope::{db_to_gain, sustain_gain, volume_gain, Envelope, Stage};
+use super::envelope::{db_to_gain, sustain_gain, Envelope, Stage, VolumeGain};
 use super::filter::LowPass;
 use super::kernels::{self, cubic, Isa, Lane};
 use super::lfo::Lfo;
@@ -40,6 +40,10 @@ pub struct Voice {
     pan_left: f32,
     pan_right: f32,
     volume: Envelope,
+    volume_gain: VolumeGain,
+    /// Whether the level the volume envelope decays to is already under
+    /// [`CULL_GAIN`], so that a decaying voice may be dropped.
+    decays_to_silence: bool,
     modulation: Envelope,
     mod_lfo: Lfo,
     vib_lfo: Lfo,
@@ -59,16 +63,20 @@ pub struct Voice {
 impl Voice {
     pub fn new(channel: u8, key: u8, age: u64, zone: Zone, engine_gain: f32, rate: f32) -> Self {
         let angle = (zone.pan + 50.0) / 100.0 * std::f32::consts::FRAC_PI_2;
+        let note_gain = engine_gain * db_to_gain(-zone.attenuation_db);
+        let volume = Envelope::volume(&zone.volume, rate);
         Self {
             channel,
             key,
             exclusive_class: zone.exclusive_class,
             age,
             rate_ratio: zone.sample_rate / rate,
-            note_gain: engine_gain * db_to_gain(-zone.attenuation_db),
+            note_gain,
             pan_left: angle.cos() / 32_768.0,
             pan_right: angle.sin() / 32_768.0,
-            volume: Envelope::volume(&zone.volume, rate),
+            volume_gain: VolumeGain::new(&volume),
+            decays_to_silence: note_gain * sustain_gain(&volume) < CULL_GAIN,
+            volume,
             modulation: Envelope::modulation(&zone.modulation, rate),
             mod_lfo: Lfo::new(&zone.mod_lfo, rate),
             vib_lfo: Lfo::new(&zone.vib_lfo, rate),
@@ -160,7 +168,7 @@ impl Voice {
             } else {
                 db_to_gain(tremolo_db)
             };
-            self.note_gain * volume_gain(&self.volume) * tremolo
+            self.note_gain * self.volume_gain.of(&self.volume) * tremolo
         };
 
         let produced = self.fill(isa, wave, step, &mut out[..n]);
@@ -176,7 +184,7 @@ impl Voice {
 
         let falling = match self.volume.stage() {
             Stage::Release | Stage::Done => true,
-            Stage::Decay => self.note_gain * sustain_gain(&self.volume) < CULL_GAIN,
+            Stage::Decay => self.decays_to_silence,
             _ => false,
         };
         self.finished = self.cut
@@ -207,7 +215,14 @@ impl Voice {
                 // Frames whose four neighbours all lie inside the sample (or
                 // loop) need no bounds logic.
                 let last = (((limit - 3) as u64) << FRACTION_BITS) | (ONE - 1);
-                let k = (((last - self.pos) / step + 1) as usize).min(out.len() - i);
+                let left = out.len() - i;
+                // Most blocks end well before the sample or loop does; then
+                // the one multiply says so, without a 64-bit divide.
+                let k = if step.saturating_mul(left as u64 - 1) <= last - self.pos {
+                    left
+                } else {
+                    (((last - self.pos) / step + 1) as usize).min(left)
+                };
                 self.pos = kernels::interpolate(isa, wave, self.pos, step, &mut out[i..i + k]);
                 i += k;
             } else {
