@@ -191,3 +191,46 @@ fn single_notes_match_libfluidsynth_within_1_5_db() {
         "outside 1.5 dB or clicking: {failures:?}"
     );
 }
+
+/// The attack, where a coarser control rate would show: the first 10 ms of
+/// each piano note in 1 ms windows, within 4 dB of libfluidsynth wherever
+/// the note is within 30 dB of its loudest there. (Our volume envelope is
+/// stepped every 128 frames, libfluidsynth's every 64; both ramp the gain
+/// across a step.)
+#[test]
+#[ignore = "needs FluidR3_GM at /usr/share/sounds/sf2 (scripts/install-deps.sh installs it)"]
+fn piano_attacks_match_libfluidsynth_within_4_db() {
+    const MS: usize = 44;
+    let fonts = fonts();
+    let onset = |l: &[f32], r: &[f32]| -> Vec<f64> {
+        l.chunks(MS)
+            .zip(r.chunks(MS))
+            .take(10)
+            .map(|(a, b)| {
+                let sum: f64 = a.iter().chain(b).map(|&s| f64::from(s).powi(2)).sum();
+                db(sum / (2 * MS) as f64)
+            })
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for n in NOTES.iter().filter(|n| n.program == 0) {
+        let (fl, fr) = play(EngineKind::Fluidsynth, &fonts, n);
+        let (vl, vr) = play(EngineKind::Voices, &fonts, n);
+        let (reference, ours) = (onset(&fl, &fr), onset(&vl, &vr));
+        let loudest = reference.iter().copied().fold(f64::MIN, f64::max);
+        let worst = reference
+            .iter()
+            .zip(&ours)
+            .filter(|(a, _)| **a > loudest - 30.0)
+            .map(|(a, b)| b - a)
+            .fold(0.0f64, |w, d| if d.abs() > w.abs() { d } else { w });
+        eprintln!(
+            "key {} velocity {}: attack worst {worst:+.2} dB",
+            n.key, n.velocity
+        );
+        if worst.abs() > 4.0 {
+            failures.push((n.key, n.velocity, worst));
+        }
+    }
+    assert!(failures.is_empty(), "attacks outside 4 dB: {failures:?}");
+}
