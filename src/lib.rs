@@ -10,6 +10,8 @@ pub mod music;
 pub mod pipeline;
 pub mod rss;
 pub mod server;
+#[cfg(target_arch = "x86_64")]
+pub mod simd;
 pub mod soundfont;
 pub mod stats;
 pub mod stream;

@@ -211,52 +211,18 @@ unsafe fn combs_avx(
     for i in (0..whole).step_by(LANES) {
         let rows: [__m256; LANES] =
             std::array::from_fn(|k| _mm256_loadu_ps(taps[k * BLOCK + i..][..LANES].as_ptr()));
-        let lanes = transpose(rows);
+        let lanes = crate::simd::transpose8(rows);
         let mut w = [_mm256_setzero_ps(); LANES];
         for ((w, t), &x) in w.iter_mut().zip(lanes).zip(&input[i..i + LANES]) {
             s = _mm256_add_ps(_mm256_mul_ps(t, damp2), _mm256_mul_ps(s, damp1));
             *w = _mm256_add_ps(_mm256_set1_ps(x), _mm256_mul_ps(s, feedback));
         }
-        for (k, row) in transpose(w).into_iter().enumerate() {
+        for (k, row) in crate::simd::transpose8(w).into_iter().enumerate() {
             _mm256_storeu_ps(writes[k * BLOCK + i..][..LANES].as_mut_ptr(), row);
         }
     }
     _mm256_storeu_ps(store.as_mut_ptr(), s);
     comb_lanes(taps, input, writes, store, c, whole);
-}
-
-/// Rows become columns: `out[j]` lane `k` is `rows[k]` lane `j`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-#[inline]
-unsafe fn transpose(r: [std::arch::x86_64::__m256; LANES]) -> [std::arch::x86_64::__m256; LANES] {
-    use std::arch::x86_64::*;
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ]
 }
 
 pub struct Reverb {

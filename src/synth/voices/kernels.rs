@@ -472,6 +472,61 @@ mod avx2 {
         reduce_frames(&mut acc[done..], &mut out[done..]);
     }
 
+    /// Each frame's four neighbours as `f32` from two gathers of `i16`
+    /// pairs: `before` holds samples `index - 1` (low half) and `index`,
+    /// `after` holds `index + 1` and `index + 2`.
+    #[inline(always)]
+    pub(super) unsafe fn widen_pairs(
+        before: __m256i,
+        after: __m256i,
+    ) -> (__m256, __m256, __m256, __m256) {
+        (
+            _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(before))),
+            _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(before)),
+            _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(after))),
+            _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(after)),
+        )
+    }
+
+    /// [`super::cubic`] on eight frames: `fraction` is each position's low
+    /// 32 bits, unsigned, and the arithmetic is the scalar one's, in its
+    /// order, so each frame is the same to the bit. Inlined into the AVX2 and
+    /// the AVX-512 interpolator alike, whose loops hoist its constants.
+    #[inline(always)]
+    pub(super) unsafe fn cubic_at(fraction: __m256i, [xm1, x0, x1, x2]: [__m256; 4]) -> __m256 {
+        let half = _mm256_set1_ps(0.5);
+        // The unsigned fraction to `f32` in two exact halves, so the one
+        // rounding is the sum's, as in `u32 as f32`.
+        let high = _mm256_cvtepi32_ps(_mm256_srli_epi32::<16>(fraction));
+        let low = _mm256_cvtepi32_ps(_mm256_and_si256(fraction, _mm256_set1_epi32(0xffff)));
+        let f = _mm256_mul_ps(
+            _mm256_add_ps(_mm256_mul_ps(high, _mm256_set1_ps(65_536.0)), low),
+            _mm256_set1_ps(FRACTION_SCALE),
+        );
+        let c1 = _mm256_mul_ps(half, _mm256_sub_ps(x1, xm1));
+        let c2 = _mm256_sub_ps(
+            _mm256_add_ps(
+                _mm256_sub_ps(xm1, _mm256_mul_ps(_mm256_set1_ps(2.5), x0)),
+                _mm256_mul_ps(_mm256_set1_ps(2.0), x1),
+            ),
+            _mm256_mul_ps(half, x2),
+        );
+        let c3 = _mm256_add_ps(
+            _mm256_mul_ps(half, _mm256_sub_ps(x2, xm1)),
+            _mm256_mul_ps(_mm256_set1_ps(1.5), _mm256_sub_ps(x0, x1)),
+        );
+        _mm256_add_ps(
+            _mm256_mul_ps(
+                _mm256_add_ps(
+                    _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(c3, f), c2), f),
+                    c1,
+                ),
+                f,
+            ),
+            x0,
+        )
+    }
+
     /// Whether every frame's neighbours (`index - 1` to `index + 2`) lie in
     /// `wave`, which the gathers' signed 32-bit element offsets must reach.
     pub fn gathers_in_bounds(wave: &[i16], pos: u64, step: u64, frames: usize) -> bool {
@@ -506,15 +561,7 @@ mod avx2 {
         let offset_index = _mm256_loadu_si256(offset_index.as_ptr().cast());
         let offset_fraction = _mm256_loadu_si256(offset_fraction.as_ptr().cast());
         let sign = _mm256_set1_epi32(i32::MIN);
-        let low16 = _mm256_set1_epi32(0xffff);
         let one = _mm256_set1_epi32(1);
-        let (half, one_half, two, two_half) = (
-            _mm256_set1_ps(0.5),
-            _mm256_set1_ps(1.5),
-            _mm256_set1_ps(2.0),
-            _mm256_set1_ps(2.5),
-        );
-        let (to_high, scale) = (_mm256_set1_ps(65_536.0), _mm256_set1_ps(FRACTION_SCALE));
         let base = wave.as_ptr().cast::<i32>();
         let base16 = wave.as_ptr();
         let (seven, two_i, three) = (
@@ -570,40 +617,9 @@ mod avx2 {
                 // each offset count `i16`s.
                 let before = _mm256_i32gather_epi32::<2>(base, _mm256_sub_epi32(index, one));
                 let after = _mm256_i32gather_epi32::<2>(base, _mm256_add_epi32(index, one));
-                (
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(before))),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(before)),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(after))),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(after)),
-                )
+                widen_pairs(before, after)
             };
-            // The unsigned fraction to `f32` in two exact halves, so the one
-            // rounding is the sum's, as in `u32 as f32`.
-            let high = _mm256_cvtepi32_ps(_mm256_srli_epi32::<16>(fraction));
-            let low = _mm256_cvtepi32_ps(_mm256_and_si256(fraction, low16));
-            let f = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(high, to_high), low), scale);
-            let c1 = _mm256_mul_ps(half, _mm256_sub_ps(x1, xm1));
-            let c2 = _mm256_sub_ps(
-                _mm256_add_ps(
-                    _mm256_sub_ps(xm1, _mm256_mul_ps(two_half, x0)),
-                    _mm256_mul_ps(two, x1),
-                ),
-                _mm256_mul_ps(half, x2),
-            );
-            let c3 = _mm256_add_ps(
-                _mm256_mul_ps(half, _mm256_sub_ps(x2, xm1)),
-                _mm256_mul_ps(one_half, _mm256_sub_ps(x0, x1)),
-            );
-            let y = _mm256_add_ps(
-                _mm256_mul_ps(
-                    _mm256_add_ps(
-                        _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(c3, f), c2), f),
-                        c1,
-                    ),
-                    f,
-                ),
-                x0,
-            );
+            let y = cubic_at(fraction, [xm1, x0, x1, x2]);
             _mm256_storeu_ps(chunk.as_mut_ptr(), y);
             pos += step * LANES as u64;
         }
@@ -622,7 +638,8 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::{Accumulator, Lanes, BLOCK, FRACTION_BITS, FRACTION_SCALE, GROUP, LANES};
+    use super::avx2::{cubic_at, widen_pairs};
+    use super::{Accumulator, Lanes, BLOCK, FRACTION_BITS, GROUP, LANES};
 
     /// [`super::filter_mix_lanes`] two groups a pass where there are two: a
     /// pass of one group mostly waits on the biquad's recurrence, and
@@ -701,7 +718,7 @@ mod avx512 {
                 for (k, v) in voices.iter_mut().enumerate() {
                     *v = _mm256_loadu_ps(rows[g * GROUP + k][t0..t0 + LANES].as_ptr());
                 }
-                *input = transpose(voices);
+                *input = crate::simd::transpose8(voices);
             }
             for t in t0..n.min(t0 + LANES) {
                 let j = t - t0;
@@ -731,38 +748,6 @@ mod avx512 {
         }
     }
 
-    /// Row `k` of the result holds element `k` of every input: eight voices'
-    /// frame `k`, from eight frames of each voice.
-    #[inline(always)]
-    unsafe fn transpose(r: [__m256; 8]) -> [__m256; 8] {
-        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-        let u0 = _mm256_shuffle_ps::<0b01_00_01_00>(t0, t2);
-        let u1 = _mm256_shuffle_ps::<0b11_10_11_10>(t0, t2);
-        let u2 = _mm256_shuffle_ps::<0b01_00_01_00>(t1, t3);
-        let u3 = _mm256_shuffle_ps::<0b11_10_11_10>(t1, t3);
-        let u4 = _mm256_shuffle_ps::<0b01_00_01_00>(t4, t6);
-        let u5 = _mm256_shuffle_ps::<0b11_10_11_10>(t4, t6);
-        let u6 = _mm256_shuffle_ps::<0b01_00_01_00>(t5, t7);
-        let u7 = _mm256_shuffle_ps::<0b11_10_11_10>(t5, t7);
-        [
-            _mm256_permute2f128_ps::<0x20>(u0, u4),
-            _mm256_permute2f128_ps::<0x20>(u1, u5),
-            _mm256_permute2f128_ps::<0x20>(u2, u6),
-            _mm256_permute2f128_ps::<0x20>(u3, u7),
-            _mm256_permute2f128_ps::<0x31>(u0, u4),
-            _mm256_permute2f128_ps::<0x31>(u1, u5),
-            _mm256_permute2f128_ps::<0x31>(u2, u6),
-            _mm256_permute2f128_ps::<0x31>(u3, u7),
-        ]
-    }
-
     /// # Safety
     /// The CPU has AVX2, FMA, AVX-512F and AVX-512VL, and
     /// [`super::avx2::gathers_in_bounds`] holds.
@@ -779,14 +764,6 @@ mod avx512 {
         let offset_fraction = _mm256_loadu_si256(offset_fraction.as_ptr().cast());
         let one = _mm256_set1_epi32(1);
         let (two_i, three) = (_mm256_set1_epi32(2), _mm256_set1_epi32(3));
-        let (half, one_half, two, two_half) = (
-            _mm256_set1_ps(0.5),
-            _mm256_set1_ps(1.5),
-            _mm256_set1_ps(2.0),
-            _mm256_set1_ps(2.5),
-        );
-        let scale = _mm256_set1_ps(FRACTION_SCALE);
-        let (to_high, low16) = (_mm256_set1_ps(65_536.0), _mm256_set1_epi32(0xffff));
         let base = wave.as_ptr().cast::<i32>();
         let base16 = wave.as_ptr();
         let frames = out.len();
@@ -845,38 +822,9 @@ mod avx512 {
                     _mm256_add_epi32(index, one),
                     base,
                 );
-                (
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(before))),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(before)),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(_mm256_slli_epi32::<16>(after))),
-                    _mm256_cvtepi32_ps(_mm256_srai_epi32::<16>(after)),
-                )
+                widen_pairs(before, after)
             };
-            let high = _mm256_cvtepi32_ps(_mm256_srli_epi32::<16>(fraction));
-            let low = _mm256_cvtepi32_ps(_mm256_and_si256(fraction, low16));
-            let f = _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(high, to_high), low), scale);
-            let c1 = _mm256_mul_ps(half, _mm256_sub_ps(x1, xm1));
-            let c2 = _mm256_sub_ps(
-                _mm256_add_ps(
-                    _mm256_sub_ps(xm1, _mm256_mul_ps(two_half, x0)),
-                    _mm256_mul_ps(two, x1),
-                ),
-                _mm256_mul_ps(half, x2),
-            );
-            let c3 = _mm256_add_ps(
-                _mm256_mul_ps(half, _mm256_sub_ps(x2, xm1)),
-                _mm256_mul_ps(one_half, _mm256_sub_ps(x0, x1)),
-            );
-            let y = _mm256_add_ps(
-                _mm256_mul_ps(
-                    _mm256_add_ps(
-                        _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(c3, f), c2), f),
-                        c1,
-                    ),
-                    f,
-                ),
-                x0,
-            );
+            let y = cubic_at(fraction, [xm1, x0, x1, x2]);
             _mm256_mask_storeu_ps(out.as_mut_ptr().add(done), mask, y);
             let taken = (frames - done).min(LANES);
             pos += step * taken as u64;
