@@ -11,7 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { firefox, webkit } from './drivers.mjs';
+import { firefox, waitFor, webkit } from './drivers.mjs';
 import { NetProxy } from './netproxy.mjs';
 import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
@@ -27,13 +27,7 @@ async function scenario(name, launch) {
   const b = await launch();
   const out = {};
   const stats = () => b.eval(() => window.auralis.stats());
-  const until = async (fn, arg, what) => {
-    const deadline = Date.now() + STEP_MS;
-    while (!(await b.eval(fn, arg).catch(() => false))) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; player: ${JSON.stringify(await stats())}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  };
+  const until = (fn, arg, what) => waitFor(b, fn, arg, what, STEP_MS);
   const silence = (a, z) => Math.round(((z.silentFrames - a.silentFrames) / SR) * 100) / 100;
   try {
     await b.goto(`http://127.0.0.1:${port}/`);

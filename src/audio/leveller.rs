@@ -169,16 +169,15 @@ impl Leveller {
             (w, energy)
         };
         let (mut w, mut energy) = (self.weighting, self.hop_energy);
-        #[cfg(target_arch = "x86_64")]
         if self.avx {
-            // SAFETY: `avx` is true only when the CPU reported AVX at run time
-            // (`Leveller::new`).
-            energy = unsafe { w.add_power_avx(left, right, energy) };
+            // `avx` is false on every other architecture (`Leveller::new`).
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `avx` is true only when the CPU reported AVX at run
+                // time (`Leveller::new`).
+                energy = unsafe { w.add_power_avx(left, right, energy) };
+            }
         } else {
-            (w, energy) = sum(w, energy, false);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
             (w, energy) = sum(w, energy, false);
         }
         if !energy.is_finite() {

@@ -540,9 +540,26 @@ mod avx2 {
         i32::try_from(wave.len()).is_ok() && first >= 1 && last + 3 <= wave.len() as u64
     }
 
-    /// Whether the 16 samples from `index - 1` of every chunk's first frame
+    /// Each lane's offset from a pass's first frame, `step * k` for lane
+    /// `k`: whole samples, and the fraction's low 32 bits.
+    #[inline(always)]
+    pub(super) unsafe fn lane_offsets(step: u64) -> (__m256i, __m256i) {
+        let mut index = [0i32; LANES];
+        let mut fraction = [0i32; LANES];
+        for k in 0..LANES {
+            let o = step * k as u64;
+            index[k] = (o >> FRACTION_BITS) as i32;
+            fraction[k] = o as u32 as i32;
+        }
+        (
+            _mm256_loadu_si256(index.as_ptr().cast()),
+            _mm256_loadu_si256(fraction.as_ptr().cast()),
+        )
+    }
+
+    /// Whether the 16 samples from `index - 1` of every pass's first frame
     /// lie in `wave`.
-    fn window_in_bounds(wave: &[i16], pos: u64, step: u64, frames: usize) -> bool {
+    pub(super) fn window_in_bounds(wave: &[i16], pos: u64, step: u64, frames: usize) -> bool {
         let last = step * (frames.saturating_sub(1) / LANES * LANES) as u64 + pos;
         (pos >> FRACTION_BITS) >= 1 && (last >> FRACTION_BITS) + 15 <= wave.len() as u64
     }
@@ -551,15 +568,7 @@ mod avx2 {
     /// The CPU has AVX2 and FMA, and [`gathers_in_bounds`] holds.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn interpolate(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
-        let mut offset_index = [0i32; LANES];
-        let mut offset_fraction = [0i32; LANES];
-        for k in 0..LANES {
-            let o = step * k as u64;
-            offset_index[k] = (o >> FRACTION_BITS) as i32;
-            offset_fraction[k] = o as u32 as i32;
-        }
-        let offset_index = _mm256_loadu_si256(offset_index.as_ptr().cast());
-        let offset_fraction = _mm256_loadu_si256(offset_fraction.as_ptr().cast());
+        let (offset_index, offset_fraction) = lane_offsets(step);
         let sign = _mm256_set1_epi32(i32::MIN);
         let one = _mm256_set1_epi32(1);
         let base = wave.as_ptr().cast::<i32>();
@@ -638,7 +647,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::avx2::{cubic_at, widen_pairs};
+    use super::avx2::{cubic_at, lane_offsets, widen_pairs, window_in_bounds};
     use super::{Accumulator, Lanes, BLOCK, FRACTION_BITS, GROUP, LANES};
 
     /// [`super::filter_mix_lanes`] two groups a pass where there are two: a
@@ -753,15 +762,7 @@ mod avx512 {
     /// [`super::avx2::gathers_in_bounds`] holds.
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
     pub unsafe fn interpolate(wave: &[i16], mut pos: u64, step: u64, out: &mut [f32]) -> u64 {
-        let mut offset_index = [0i32; LANES];
-        let mut offset_fraction = [0i32; LANES];
-        for k in 0..LANES {
-            let o = step * k as u64;
-            offset_index[k] = (o >> FRACTION_BITS) as i32;
-            offset_fraction[k] = o as u32 as i32;
-        }
-        let offset_index = _mm256_loadu_si256(offset_index.as_ptr().cast());
-        let offset_fraction = _mm256_loadu_si256(offset_fraction.as_ptr().cast());
+        let (offset_index, offset_fraction) = lane_offsets(step);
         let one = _mm256_set1_epi32(1);
         let (two_i, three) = (_mm256_set1_epi32(2), _mm256_set1_epi32(3));
         let base = wave.as_ptr().cast::<i32>();
@@ -769,10 +770,8 @@ mod avx512 {
         let frames = out.len();
         // As in the AVX2 pass, steps up to 12/7 of a sample keep a pass's
         // neighbours within the 16 samples from its first frame's `index - 1`.
-        let last = step * (frames.saturating_sub(1) / LANES * LANES) as u64 + pos;
         let window = step.saturating_mul(7) <= 12 << FRACTION_BITS
-            && (pos >> FRACTION_BITS) >= 1
-            && (last >> FRACTION_BITS) + 15 <= wave.len() as u64;
+            && window_in_bounds(wave, pos, step, frames);
         let mut done = 0;
         while done < frames {
             let mask: __mmask8 = if frames - done >= LANES {
