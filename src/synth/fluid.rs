@@ -165,6 +165,15 @@ unsafe impl Send for FluidEngine {}
 
 impl FluidEngine {
     pub fn new(fonts: &FontSet, settings: EngineSettings) -> Result<Self, FluidError> {
+        // libfluidsynth is not safe to build synths in on two threads at
+        // once: two engines built together (two sessions starting, two
+        // tests) left the reference playing FluidR3's key 36 8.9 dB off in
+        // 3 of 6 runs here, and 0 of 8 with this lock. Building takes a few
+        // ms, on the pool, before any audio.
+        static BUILDING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = BUILDING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         // SAFETY: no preconditions; a null result is handled.
         let mut fluid_settings = Settings(
             NonNull::new(unsafe { ffi::new_fluid_settings() }).ok_or(FluidError::Settings)?,
