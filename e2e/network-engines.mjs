@@ -11,6 +11,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { atRaisedTier, controlHeard, pieceGoesOn, playing, playingAfterStall, reconnected } from './conditions.mjs';
 import { firefox, waitFor, webkit } from './drivers.mjs';
 import { NetProxy } from './netproxy.mjs';
 import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
@@ -33,44 +34,30 @@ async function scenario(name, launch) {
     await b.goto(`http://127.0.0.1:${port}/`);
     await until(() => !!window.auralis && document.querySelectorAll('#preset option').length >= 6, null, 'the page');
     await b.click('#start');
-    await until(() => window.auralis.stats().state === 'playing', null, 'playback');
+    await until(playing, null, 'playback');
     const first = await stats();
-    await until(
-      () => {
-        const s = window.auralis.stats();
-        return s.tier >= 2 && s.bufferMs >= s.targetMs - 20;
-      },
-      null,
-      'the buffer to reach a raised tier target',
-    );
+    await until(atRaisedTier, null, 'the buffer to reach a raised tier target');
     let s = await stats();
     out.growth = { tier: s.tier, targetMs: s.targetMs, seconds: Math.round(s.audioTime - first.audioTime), tierChanges: s.tierChanges, underruns: s.underruns, silenceS: silence(first, s) };
 
     let a = await stats();
     const heard = await b.eval(() => window.auralis.latency().controlLatencyMs.length);
     await b.select('#key', 'A');
-    await until((n) => window.auralis.latency().controlLatencyMs.length > n, heard, 'the key change to be heard');
+    await until(controlHeard, heard, 'the key change to be heard');
     s = await stats();
     out.control = { latencyMs: Math.round(s.controlLatencyMs), bufferMs: Math.round(a.bufferMs), spliced: s.splices - a.splices, late: s.lateSplices - a.lateSplices, underruns: s.underruns - a.underruns, seqJumps: s.seqJumps - a.seqJumps };
 
     a = await stats();
     await proxy.stall(STALL_MS);
-    await until(
-      ([underruns, played]) => {
-        const z = window.auralis.stats();
-        return z.underruns > underruns && z.state === 'playing' && z.framesPlayed > played + 44100;
-      },
-      [a.underruns, a.framesPlayed],
-      'playback after the stall',
-    );
+    await until(playingAfterStall, [a.underruns, a.framesPlayed], 'playback after the stall');
     s = await stats();
     out.stall = { stallS: STALL_MS / 1000, silenceS: silence(a, s), underruns: s.underruns - a.underruns, droppedFrames: s.droppedFrames - a.droppedFrames, seqJumps: s.seqJumps - a.seqJumps, reconnects: s.reconnects - a.reconnects };
 
     a = await stats();
     await server.kill();
     await server.start();
-    await until((n) => window.auralis.stats().reconnects > n, a.reconnects, 'a reconnect');
-    await until(([seq]) => window.auralis.stats().state === 'playing' && window.auralis.stats().lastSeq > seq + 10, [a.lastSeq], 'the piece to go on');
+    await until(reconnected, a.reconnects, 'a reconnect');
+    await until(pieceGoesOn, [a.lastSeq], 'the piece to go on');
     s = await stats();
     out.restart = { silenceS: silence(a, s), seqBefore: a.lastSeq, seqJumps: s.seqJumps - a.seqJumps, underruns: s.underruns - a.underruns };
     out.total = { underruns: s.underruns, tierChanges: s.tierChanges };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { collectErrors, launchBrowser } from './browser.mjs';
+import { atRaisedTier, controlHeard, pieceGoesOn, playing, playingAfterStall, reconnected } from './conditions.mjs';
 import { NetProxy } from './netproxy.mjs';
 import { ARTIFACTS, AuralisServer, BIN, freePort } from './server.mjs';
 
@@ -57,17 +58,10 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
 
   test('the buffer grows to its tier target while playing, and the tier holds', async () => {
     await page.click('#start');
-    await waitFor(() => window.auralis.stats().state === 'playing', null, 'playback');
+    await waitFor(playing, null, 'playback');
     const first = await stats();
     // The jitter raises the tier; the depth follows while the music plays.
-    await waitFor(
-      () => {
-        const s = window.auralis.stats();
-        return s.tier >= 2 && s.bufferMs >= s.targetMs - 20;
-      },
-      null,
-      'the buffer to reach a raised tier target',
-    );
+    await waitFor(atRaisedTier, null, 'the buffer to reach a raised tier target');
     const s = await stats();
     const minutes = (s.audioTime - first.audioTime) / 60;
     results.growth = { tier: s.tier, targetMs: s.targetMs, seconds: minutes * 60, tierChanges: s.tierChanges, underruns: s.underruns };
@@ -85,7 +79,7 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
     const before = await stats();
     const heard = await page.evaluate(() => window.auralis.latency().controlLatencyMs.length);
     await page.selectOption('#key', 'A');
-    await waitFor((n) => window.auralis.latency().controlLatencyMs.length > n, heard, 'the change to be heard');
+    await waitFor(controlHeard, heard, 'the change to be heard');
     const s = await stats();
     results.control = {
       latencyMs: s.controlLatencyMs,
@@ -102,14 +96,7 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
   test('a 3 s stall costs no more silence than it lasts, and nothing is skipped', async () => {
     const before = await stats();
     await proxy.stall(STALL_MS);
-    await waitFor(
-      ([underruns, played]) => {
-        const s = window.auralis.stats();
-        return s.underruns > underruns && s.state === 'playing' && s.framesPlayed > played + 44100;
-      },
-      [before.underruns, before.framesPlayed],
-      'playback after the stall',
-    );
+    await waitFor(playingAfterStall, [before.underruns, before.framesPlayed], 'playback after the stall');
     const s = await stats();
     const silence = (s.silentFrames - before.silentFrames) / SR;
     results.stall = { stallS: STALL_MS / 1000, silenceS: silence, underruns: s.underruns - before.underruns, bufferMsAfter: s.bufferMs };
@@ -127,16 +114,9 @@ describe('the player over an unsteady network', { timeout: TIMEOUT_MS }, () => {
     serverDown = true;
     await server.kill();
     await server.start();
-    await waitFor((n) => window.auralis.stats().reconnects > n, before.reconnects, 'a reconnect');
+    await waitFor(reconnected, before.reconnects, 'a reconnect');
     serverDown = false;
-    await waitFor(
-      ([seq]) => {
-        const s = window.auralis.stats();
-        return s.state === 'playing' && s.lastSeq > seq + 10;
-      },
-      [before.lastSeq],
-      'a second of the resumed piece',
-    );
+    await waitFor(pieceGoesOn, [before.lastSeq], 'a second of the resumed piece');
     const s = await stats();
     results.restart = { silenceS: (s.silentFrames - before.silentFrames) / SR, seqBefore: before.lastSeq, seqAfter: s.lastSeq };
     assert.equal(s.params.seed, before.params.seed, 'the same seed');

@@ -488,6 +488,20 @@ mod avx2 {
         )
     }
 
+    /// The sixteen samples from `w` as floats, the first eight in `lo` and
+    /// the rest in `hi`: the window both interpolators pick neighbours from.
+    ///
+    /// # Safety
+    /// The sixteen `i16`s from `w` lie in one slice.
+    #[inline(always)]
+    pub(super) unsafe fn load_window(w: *const i16) -> (__m256, __m256) {
+        let raw = _mm256_loadu_si256(w.cast());
+        (
+            _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(raw))),
+            _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(raw))),
+        )
+    }
+
     /// [`super::cubic`] on eight frames: `fraction` is each position's low
     /// 32 bits, unsigned, and the arithmetic is the scalar one's, in its
     /// order, so each frame is the same to the bit. Inlined into the AVX2 and
@@ -598,11 +612,7 @@ mod avx2 {
             let (xm1, x0, x1, x2) = if window {
                 // SAFETY: `window` holds only if `wave_in_bounds` found the
                 // sixteen samples from `index0 - 1` of every chunk in `wave`.
-                let w = base16.add((pos >> FRACTION_BITS) as usize - 1);
-                let raw = _mm256_loadu_si256(w.cast());
-                let lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(raw)));
-                let hi =
-                    _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(raw)));
+                let (lo, hi) = load_window(base16.add((pos >> FRACTION_BITS) as usize - 1));
                 // Each frame's neighbours from `index0 - 1` on; no chunk
                 // spans more than the window (`window`).
                 let r = _mm256_sub_epi32(offset_index, carry);
@@ -647,7 +657,7 @@ mod avx2 {
 mod avx512 {
     use std::arch::x86_64::*;
 
-    use super::avx2::{cubic_at, lane_offsets, widen_pairs, window_in_bounds};
+    use super::avx2::{cubic_at, lane_offsets, load_window, widen_pairs, window_in_bounds};
     use super::{Accumulator, Lanes, BLOCK, FRACTION_BITS, GROUP, LANES};
 
     /// [`super::filter_mix_lanes`] two groups a pass where there are two: a
@@ -787,11 +797,7 @@ mod avx512 {
             let (xm1, x0, x1, x2) = if window {
                 // SAFETY: `window` holds only if the 16 samples from
                 // `index0 - 1` of every pass lie in `wave`.
-                let w = base16.add((pos >> FRACTION_BITS) as usize - 1);
-                let raw = _mm256_loadu_si256(w.cast());
-                let lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(raw)));
-                let hi =
-                    _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(raw)));
+                let (lo, hi) = load_window(base16.add((pos >> FRACTION_BITS) as usize - 1));
                 // Each frame's neighbours from `index0 - 1` on.
                 let r = _mm256_mask_add_epi32(offset_index, carry, offset_index, one);
                 let pick = |r: __m256i| _mm256_permutex2var_ps(lo, r, hi);
