@@ -234,6 +234,13 @@ impl Voice {
             } else {
                 let at = |j: usize| fetch(wave, z, looping, j);
                 let f = (self.pos & (ONE - 1)) as f32 / ONE as f32;
+                // Fused or not as the kernels are, so that a frame next to a
+                // loop's end rounds as the frames around it.
+                let cubic = if isa.fused() {
+                    cubic::<true>
+                } else {
+                    cubic::<false>
+                };
                 out[i] = cubic(
                     at(idx.wrapping_sub(1)),
                     at(idx),
