@@ -14,7 +14,7 @@
 //! interpolator and the filter and mix have intrinsics paths on AVX
 //! registers that use its permutes and its 32 registers, and the lane sums
 //! take AVX2 shuffles. The AVX2 and AVX-512 paths fuse each multiply into
-//! its add (FMA: a phrase 13 % faster than unfused) and the portable path
+//! its add (FMA: a phrase 10 % faster than unfused) and the portable path
 //! does not, so an [`Isa`] says which arithmetic it has
 //! ([`Isa::fused`]); the scalar loops take the same choice as a parameter,
 //! so every path gives the same samples as the scalar loop of its kind, to
@@ -136,6 +136,8 @@ pub fn interpolate(isa: Isa, wave: &[i16], pos: u64, step: u64, out: &mut [f32])
     }
 }
 
+/// The plain loops, for a path whose SIMD loop cannot run here: at the
+/// wave's first and last samples, or a wave past 32-bit offsets.
 fn interpolate_any<const FUSED: bool>(wave: &[i16], pos: u64, step: u64, out: &mut [f32]) -> u64 {
     if u32::try_from(wave.len()).is_ok() {
         interpolate_lanes::<FUSED>(wave, pos, step, out)
@@ -360,8 +362,9 @@ unsafe fn filter_mix_avx2(
 }
 
 /// The biquad is transposed direct form II, as [`super::filter::LowPass`]
-/// has it; unfused, term for term, so each voice's samples round as they
-/// would alone.
+/// has it. Unfused, it is `LowPass`'s arithmetic term for term, so each
+/// voice's samples round as they would alone; fused, the same terms with
+/// each multiply folded into the add after it, as the AVX-512 pass has them.
 #[inline(always)]
 fn filter_mix_lanes<const FUSED: bool>(
     rows: &[[f32; BLOCK]],
@@ -556,8 +559,9 @@ mod avx2 {
 
     /// [`super::cubic`] (fused) on eight frames: `fraction` is each
     /// position's low 32 bits, unsigned, and the arithmetic is the scalar
-    /// one's, in its order, so each frame is the same to the bit. Inlined into the AVX2 and
-    /// the AVX-512 interpolator alike, whose loops hoist its constants.
+    /// one's, in its order, so each frame is the same to the bit. Inlined
+    /// into the AVX2 and the AVX-512 interpolator alike, whose loops hoist
+    /// its constants.
     #[inline(always)]
     pub(super) unsafe fn cubic_at(fraction: __m256i, [xm1, x0, x1, x2]: [__m256; 4]) -> __m256 {
         let half = _mm256_set1_ps(0.5);
@@ -698,7 +702,7 @@ mod avx2 {
 /// rather than left to the scalar loop. Sixteen frames a pass in 512-bit
 /// registers measured slower over a whole render: the clock drops while
 /// they run and the rest of the pipeline pays for it. The arithmetic is the
-/// plain loop's, operation for operation.
+/// fused plain loop's, operation for operation.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -712,9 +716,9 @@ mod avx512 {
     /// (with AVX2's 16, two groups a pass measured slower). Each voice's
     /// eight frames are loaded at once and transposed in registers, rather
     /// than a frame's eight voices loaded one by one. The arithmetic is the
-    /// fused plain loop's, operation for operation, and each frame adds the first
-    /// group's lanes to the accumulators before the second's, as one group a
-    /// pass does.
+    /// fused plain loop's, operation for operation, and each frame adds the
+    /// first group's lanes to the accumulators before the second's, as one
+    /// group a pass does.
     ///
     /// # Safety
     /// The CPU has AVX2, FMA, AVX-512F and AVX-512VL, and there is a row for
