@@ -63,6 +63,7 @@ pub async fn status(
         },
         "uptime_s": hub.metrics.uptime_s(),
         "sessions": hub.sessions(),
+        "sessions_waiting": hub.waiting_for_resume(),
         "rooms": hub.rooms(),
         "listeners": hub.listeners(),
         "limits": {
@@ -237,6 +238,13 @@ fn series(hub: &Hub) -> Vec<Series> {
             "Running sessions.",
             1.0,
             Reading::Count(hub.sessions() as u64),
+        ),
+        s(
+            "sessions_waiting",
+            "sessions_waiting",
+            "Sessions paused for a dropped listener to resume them.",
+            1.0,
+            Reading::Count(hub.waiting_for_resume() as u64),
         ),
         s(
             "listeners",

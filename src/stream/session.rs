@@ -466,6 +466,15 @@ impl SessionTask {
         commands: &mut mpsc::Receiver<Command>,
         shutdown: &CancellationToken,
     ) -> bool {
+        // A listener's connection sends why it goes (leave or detach) before
+        // its queue closes, so a departure first seen as a closed queue has
+        // its reason waiting here.
+        while let Ok(cmd) = commands.try_recv() {
+            self.handle(cmd).await;
+            if !self.listeners.is_empty() {
+                return true;
+            }
+        }
         let Some(parking) = self.parking.as_ref().filter(|_| self.detached) else {
             return false;
         };
