@@ -242,8 +242,9 @@ async fn one_address_gets_only_its_share_of_sessions_and_rooms() {
     let mut joiner = connect(&server, "?room=r1").await;
     next_event(&mut joiner).await;
     assert_eq!(get_json(&server, "/api/status").await["sessions"], 3);
-    // A session ends, its place comes back.
-    drop(held.remove(0));
+    // A session ends (its listener leaves; a dropped one would be kept for
+    // it to resume), its place comes back.
+    held.remove(0).close(None).await.unwrap();
     let mut again = eventually(|| async { ws_attempt(&server, "", &[]).await.ok() }).await;
     next_event(&mut again).await;
     server.shutdown().await.unwrap();
