@@ -1,7 +1,8 @@
 // A loopback TCP proxy that makes a link unsteady, for the network test:
 // every segment from the server waits 80 ± 40 ms (in order, as TCP keeps
 // it), now and then one is held a few hundred ms more as a lost segment's
-// retransmission would be, and `stall(ms)` holds everything for a while.
+// retransmission would be, `stall(ms)` holds everything for a while, and
+// `cut()` drops every connection as a dead link would.
 // The kernel here has no netem; this is its small, predictable stand-in.
 
 import net from 'node:net';
@@ -33,6 +34,12 @@ export class NetProxy {
   stall(ms) {
     this.stallUntil = performance.now() + ms;
     return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  /** Drops every open connection at once: neither side gets a close frame,
+   * as when a link dies. New connections are accepted as before. */
+  cut() {
+    for (const s of this.sockets) s.destroy();
   }
 
   connect(client) {

@@ -47,6 +47,9 @@ const app = {
   params: null,
   presets: [],
   reconnects: 0,
+  // The server's session: a reconnect that finds it kept brings back the
+  // same id, one that rebuilds the piece a new one.
+  sessionId: null,
   streamsSinceStart: 0,
   underrunsAtStream: 0,
   lastUnderruns: 0,
@@ -119,6 +122,7 @@ const connection = new Connection({
 function onHello(msg) {
   if (app.streamsSinceStart > 0) app.reconnects++;
   app.streamsSinceStart++;
+  app.sessionId = msg.session_id;
   app.underrunsAtStream = app.lastUnderruns;
   app.serverMessage = null;
   measure.streamChanged();
@@ -805,6 +809,7 @@ function stats() {
     rttMs: clock.rttMs,
     params: app.params ? { preset: app.preset, ...app.params } : null,
     reconnects: app.reconnects,
+    sessionId: app.sessionId,
     background: {
       active: background.active,
       playing: background.playing,
