@@ -76,6 +76,7 @@ async fn metrics_in_json_and_prometheus_text() {
     assert!(text.contains("auralis_listeners 1"));
     assert!(text.contains("auralis_synthesis_seconds{quantile=\"0.99\"}"));
     for name in [
+        "sessions_waiting",
         "render_threads",
         "listener_queue_capacity_chunks",
         "client_buffer_seconds",
