@@ -1,8 +1,8 @@
 // network.mjs's unsteady link in the other engines, run by hand (not by
 // scripts/test.sh: about 40 s per engine, beyond the suite's time budget):
 // Firefox with a PulseAudio null sink, and WebKit, each behind netproxy.mjs
-// (80 ± 40 ms per segment, rare 300 ms hiccups) with a 3 s stall and a
-// SIGKILLed server. Prints and writes what each engine measured to
+// (80 ± 40 ms per segment, rare 300 ms hiccups) with a 3 s stall, a cut
+// link and a SIGKILLed server. Prints and writes what each engine measured to
 // artifacts/network-engines.json; a step that times out is recorded, and
 // the run exits non-zero.
 //
@@ -52,6 +52,13 @@ async function scenario(name, launch) {
     await until(playingAfterStall, [a.underruns, a.framesPlayed], 'playback after the stall');
     s = await stats();
     out.stall = { stallS: STALL_MS / 1000, silenceS: silence(a, s), underruns: s.underruns - a.underruns, droppedFrames: s.droppedFrames - a.droppedFrames, seqJumps: s.seqJumps - a.seqJumps, reconnects: s.reconnects - a.reconnects };
+
+    a = await stats();
+    proxy.cut();
+    await until(reconnected, a.reconnects, 'a reconnect after the cut');
+    await until(pieceGoesOn, [a.lastSeq], 'the piece to go on after the cut');
+    s = await stats();
+    out.cut = { sameSession: s.sessionId === a.sessionId, silenceS: silence(a, s), seqJumps: s.seqJumps - a.seqJumps, droppedFrames: s.droppedFrames - a.droppedFrames, underruns: s.underruns - a.underruns };
 
     a = await stats();
     await server.kill();
