@@ -20,10 +20,11 @@ export const playingAfterStall = ([underruns, played]) => {
   return s.underruns > underruns && s.state === 'playing' && s.framesPlayed > played + 44100;
 };
 
-// argument: reconnects before the server went away.
+// argument: reconnects before the link was cut or the server went away.
 export const reconnected = (n) => window.auralis.stats().reconnects > n;
 
-// argument: [lastSeq] before the restart; a second of the piece has come since.
+// argument: [lastSeq] before the cut or the restart; a second of the piece
+// has come since.
 export const pieceGoesOn = ([seq]) => {
   const s = window.auralis.stats();
   return s.state === 'playing' && s.lastSeq > seq + 10;

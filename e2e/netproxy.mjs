@@ -91,7 +91,7 @@ export class NetProxy {
   }
 
   async close() {
-    for (const s of this.sockets) s.destroy();
+    this.cut();
     await new Promise((resolve) => this.server.close(resolve));
   }
 }
